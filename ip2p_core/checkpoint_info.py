@@ -1,0 +1,110 @@
+"""Reads what a checkpoint file is before any model is built from it.
+
+Loading a 2 GB checkpoint only to fail in `conv_in` with a shape traceback is the most
+common IP2P support question; reading tensor shapes first lets a loader say plainly what
+the file is and what to do with it.
+"""
+import logging
+import pickle
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import torch
+from safetensors import SafetensorError, safe_open
+
+from .errors import IP2PUserError
+from .latents import Family
+
+log = logging.getLogger(__name__)
+
+IP2P_IN_CHANNELS = 8
+
+# The first conv of the UNet, in the key layouts IP2P weights are published in.
+CONV_IN_KEYS = (
+    "model.diffusion_model.input_blocks.0.0.weight",  # LDM single file
+    "input_blocks.0.0.weight",  # LDM UNet-only
+    "conv_in.weight",  # diffusers UNet
+)
+# Cross-attention key projection: its input width is the text context width.
+CONTEXT_KEY_SUFFIXES = ("attn2.to_k.weight",)
+COSXL_MARKER = "edm_vpred.sigma_max"
+
+
+@dataclass(frozen=True)
+class UnetShape:
+    in_channels: int
+    context_dim: Optional[int]
+    family: Optional[Family]
+
+
+def read_tensor_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """Tensor name to shape, without reading weights where the format allows."""
+    path = Path(path)
+    if not path.is_file():
+        raise IP2PUserError(f"checkpoint file not found: {path}")
+    try:
+        if path.suffix == ".safetensors":
+            with safe_open(str(path), framework="pt") as f:
+                return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+        state = _torch_load(path)
+    except IP2PUserError:
+        raise
+    except (SafetensorError, OSError, RuntimeError, ValueError, EOFError,
+            pickle.UnpicklingError, zipfile.BadZipFile) as exc:
+        raise IP2PUserError(
+            f"cannot read checkpoint {path.name}: the file is damaged or not a model file "
+            f"({type(exc).__name__}: {exc}). Download it again."
+        ) from exc
+    return {k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor)}
+
+
+def _torch_load(path: Path) -> dict:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError as exc:
+        if "mmap" not in str(exc):
+            raise
+        state = torch.load(path, map_location="cpu", weights_only=True)  # legacy non-zip format
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise IP2PUserError(f"{path.name} holds a {type(state).__name__}, not a state dict of model weights")
+    return state
+
+
+def unet_shape(shapes: dict[str, tuple[int, ...]], name: str) -> UnetShape:
+    """In-channels, text width and family of the UNet in a state dict's shapes."""
+    conv_in = next((shapes[k] for k in CONV_IN_KEYS if k in shapes), None)
+    if conv_in is None or len(conv_in) != 4:
+        raise IP2PUserError(
+            f"{name} has no UNet weights this pack knows (looked for {', '.join(CONV_IN_KEYS)}): "
+            "it may be a VAE, a LoRA or a text encoder file"
+        )
+    context = next((s[1] for k, s in shapes.items() if k.endswith(CONTEXT_KEY_SUFFIXES) and len(s) == 2), None)
+    return UnetShape(in_channels=conv_in[1], context_dim=context, family=_family(context, COSXL_MARKER in shapes))
+
+
+def _family(context_dim: Optional[int], has_edm_marker: bool) -> Optional[Family]:
+    if context_dim == 768:
+        return Family.SD15
+    if context_dim == 2048:
+        return Family.COSXL if has_edm_marker else Family.SDXL
+    return None
+
+
+def require_ip2p_unet(path: Path) -> UnetShape:
+    """The file's UNet shape, or an error saying why it is not an IP2P model."""
+    path = Path(path)
+    shape = unet_shape(read_tensor_shapes(path), path.name)
+    if shape.in_channels == IP2P_IN_CHANNELS:
+        return shape
+    if shape.in_channels == 4:
+        hint = ("it is an ordinary text-to-image model (4 input channels). Use ComfyUI's Load Checkpoint "
+                "node for it, or load an InstructPix2Pix model (8 input channels) here")
+    elif shape.in_channels == 9:
+        hint = "it is an inpainting model (9 input channels). Use it with ComfyUI's inpaint nodes instead"
+    else:
+        hint = f"its UNet takes {shape.in_channels} input channels"
+    raise IP2PUserError(f"{path.name} is not an InstructPix2Pix model: {hint}.")

@@ -1,0 +1,85 @@
+"""Where the conditioning image's latent goes, and in which scale, for each model family.
+
+IP2P UNets take 8 channels: the noisy latent (model scale) then the image latent. SD1.5
+IP2P and diffusers' SDXL IP2P were trained on the *unscaled* VAE latent (distribution
+mode); CosXL Edit on the scaled one. Getting this wrong still produces an image, just a
+worse edit, so it is spelled out once here.
+"""
+from dataclasses import dataclass
+from enum import Enum
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .errors import IP2PUserError
+
+
+@dataclass(frozen=True)
+class LatentConvention:
+    scaling_factor: float
+    image_latent_scaled: bool
+
+
+class Family(Enum):
+    SD15 = LatentConvention(scaling_factor=0.18215, image_latent_scaled=False)
+    SDXL = LatentConvention(scaling_factor=0.13025, image_latent_scaled=False)
+    COSXL = LatentConvention(scaling_factor=0.13025, image_latent_scaled=True)
+
+
+def image_latent_for(family: Family, vae_latent: Tensor) -> Tensor:
+    """The conditioning latent the family's UNet expects, from the raw VAE latent (mode)."""
+    convention = family.value
+    return vae_latent * convention.scaling_factor if convention.image_latent_scaled else vae_latent
+
+
+def concat_image_latent(noisy: Tensor, image_latent: Tensor) -> Tensor:
+    """Channel-concatenates the image latent after the noisy latent, as the UNet was trained.
+
+    A single image latent is broadcast over the batch; any other batch mismatch is an error
+    rather than a silent repeat, because it means images and noise were paired wrongly.
+    """
+    if noisy.shape[-2:] != image_latent.shape[-2:]:
+        raise IP2PUserError(
+            f"image latent is {tuple(image_latent.shape[-2:])} but the noisy latent is "
+            f"{tuple(noisy.shape[-2:])}: encode the image at the size you sample at"
+        )
+    if image_latent.shape[0] == 1 and noisy.shape[0] > 1:
+        image_latent = image_latent.expand(noisy.shape[0], *image_latent.shape[1:])
+    elif image_latent.shape[0] != noisy.shape[0]:
+        raise IP2PUserError(
+            f"{image_latent.shape[0]} image latents for a batch of {noisy.shape[0]} noisy latents: "
+            "give one image, or one per batch item"
+        )
+    return torch.cat([noisy, image_latent.to(noisy)], dim=1)
+
+
+LATENT_STRIDE = 8
+
+
+def working_size(height: int, width: int) -> tuple[int, int]:
+    """Nearest size the VAE can encode without losing a border: each side to the nearest
+    multiple of 8 (at least 8), so the picture is resized by under 4 pixels, never cropped."""
+    def nearest(side: int) -> int:
+        return max(LATENT_STRIDE, int(side / LATENT_STRIDE + 0.5) * LATENT_STRIDE)
+
+    return nearest(height), nearest(width)
+
+
+def fit_to_latent_grid(pixels: Tensor) -> Tensor:
+    """Resizes a ComfyUI IMAGE batch (B, H, W, C in 0..1) to `working_size`, whole picture kept.
+
+    ComfyUI's own IP2P node crops the remainder instead, which shifts the picture and drops
+    up to 7 pixel rows and columns; a resize keeps every pixel's content in place.
+    """
+    if pixels.ndim != 4 or pixels.shape[0] == 0:
+        raise IP2PUserError(
+            f"expected an IMAGE batch of shape (batch, height, width, channels) with at least one "
+            f"image, got shape {tuple(pixels.shape)}: connect a Load Image node or a non-empty batch"
+        )
+    height, width = pixels.shape[1], pixels.shape[2]
+    target = working_size(height, width)
+    if target == (height, width):
+        return pixels
+    resized = F.interpolate(pixels.movedim(-1, 1), size=target, mode="bilinear", align_corners=False, antialias=True)
+    return resized.movedim(1, -1).clamp(0.0, 1.0)
