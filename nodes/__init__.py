@@ -1,0 +1,22 @@
+"""ComfyUI adapters of the pack, one module per concern; the logic lives in ip2p_core."""
+from .encode import IP2PEncode, IP2PEncodeText
+from .guider import IP2PGuider
+from .loader import IP2PCheckpointLoader
+from .sampler import IP2PSampler
+
+# Node ids are saved in users' workflows: never rename one, add a new id instead.
+NODE_CLASS_MAPPINGS = {
+    "IP2PCheckpointLoader": IP2PCheckpointLoader,
+    "IP2PEncode": IP2PEncode,
+    "IP2PEncodeText": IP2PEncodeText,
+    "IP2PSampler": IP2PSampler,
+    "IP2PGuider": IP2PGuider,
+}
+
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "IP2PCheckpointLoader": "IP2P Checkpoint Loader",
+    "IP2PEncode": "IP2P Encode",
+    "IP2PEncodeText": "IP2P Encode (Instruction)",
+    "IP2PSampler": "IP2P Sampler",
+    "IP2PGuider": "IP2P Guider",
+}
