@@ -1,0 +1,57 @@
+"""Puts a user's checkpoint, image, instruction, seed and steps into an API-format workflow.
+
+Shared by the headless runner and the tests so that both drive the shipped workflow files
+the same way. Nodes are found by type and wiring, not by id, so edited workflows still work.
+"""
+import copy
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+CHECKPOINT_LOADERS = ("IP2PCheckpointLoader", "CheckpointLoaderSimple")
+SEED_INPUTS = {"IP2PSampler": "seed", "KSampler": "seed", "RandomNoise": "noise_seed"}
+STEPS_INPUTS = {"IP2PSampler": "steps", "KSampler": "steps", "BasicScheduler": "steps"}
+IMAGE_ENCODERS = ("IP2PEncode", "InstructPixToPixConditioning")
+
+Prompt = dict[str, dict[str, Any]]
+
+
+def load_workflow(path: Path) -> Prompt:
+    prompt = json.loads(Path(path).read_text())
+    if not isinstance(prompt, dict) or not all(isinstance(n, dict) and "class_type" in n for n in prompt.values()):
+        raise ValueError(f"{path} is not an API-format workflow (export it with 'Save (API Format)')")
+    return prompt
+
+
+def with_inputs(prompt: Prompt, *, checkpoint: Optional[str] = None, image: Optional[str] = None,
+                instruction: Optional[str] = None, seed: Optional[int] = None,
+                steps: Optional[int] = None) -> Prompt:
+    """A copy of `prompt` with the given values set wherever the graph takes them."""
+    out = copy.deepcopy(prompt)
+    for node in out.values():
+        kind, inputs = node["class_type"], node["inputs"]
+        if checkpoint is not None and kind in CHECKPOINT_LOADERS:
+            inputs["ckpt_name"] = checkpoint
+        if image is not None and kind == "LoadImage":
+            inputs["image"] = image
+        if instruction is not None and kind == "IP2PEncodeText":
+            inputs["instruction"] = instruction
+        if seed is not None and kind in SEED_INPUTS:
+            inputs[SEED_INPUTS[kind]] = seed
+        if steps is not None and kind in STEPS_INPUTS:
+            inputs[STEPS_INPUTS[kind]] = steps
+    if instruction is not None:
+        for node_id in _instruction_text_nodes(out):
+            out[node_id]["inputs"]["text"] = instruction
+    return out
+
+
+def _instruction_text_nodes(prompt: Prompt) -> list[str]:
+    """Text encoders wired into an image encoder's positive input: those hold the instruction."""
+    ids = []
+    for node in prompt.values():
+        if node["class_type"] in IMAGE_ENCODERS:
+            link = node["inputs"].get("positive")
+            if isinstance(link, list) and prompt.get(link[0], {}).get("class_type") == "CLIPTextEncode":
+                ids.append(link[0])
+    return ids
