@@ -1,9 +1,68 @@
-"""Makes the repo's `ip2p_core`, the scripts and the test helpers importable without installing the pack."""
+"""Shared fixtures: import paths, generated test models, test images and one real host.
+
+The host is started once per session (a few seconds) with generated models and images in
+its folders; tests then queue graphs on it as a user's ComfyUI would run them.
+"""
 import sys
 from pathlib import Path
+
+import pytest
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
 for path in (str(REPO), str(REPO / "scripts"), str(TESTS)):
     if path not in sys.path:
         sys.path.insert(0, path)
+
+from PIL import Image  # noqa: E402
+
+from comfy_host import ComfyHost  # noqa: E402
+from model_factory import build_sd15_ip2p, build_sd15_plain, write_corrupt_checkpoint  # noqa: E402
+
+MODEL_CACHE = REPO / ".cache" / "test_models"
+IP2P_CKPT = "tiny_ip2p.safetensors"
+SD_CKPT = "tiny_sd15.safetensors"
+DAMAGED_CKPT = "damaged.safetensors"
+GONE_CKPT = "gone.safetensors"
+SMALL_IMAGE = "small.png"  # 64x48: latent 8x6
+ODD_IMAGE = "odd.png"  # 61x45: not multiples of 8
+
+
+@pytest.fixture(scope="session")
+def tiny_ip2p():
+    return build_sd15_ip2p(MODEL_CACHE)
+
+
+@pytest.fixture(scope="session")
+def tiny_sd():
+    return build_sd15_plain(MODEL_CACHE)
+
+
+@pytest.fixture(scope="session")
+def test_images(tmp_path_factory):
+    """The example picture at test sizes: small keeps the tiny model fast on the CPU."""
+    folder = tmp_path_factory.mktemp("images")
+    example = Image.open(REPO / "examples" / "landscape.png").convert("RGB")
+    paths = {}
+    for name, size in ((SMALL_IMAGE, (64, 48)), (ODD_IMAGE, (61, 45))):
+        paths[name] = folder / name
+        example.resize(size, Image.LANCZOS).save(paths[name])
+    return paths
+
+
+@pytest.fixture(scope="session")
+def host(tmp_path_factory, tiny_ip2p, tiny_sd, test_images):
+    # fp32 text encoder: on the CPU both hosts default to fp16 for CLIP, and the parity tests
+    # compare against diffusers in fp32.
+    host = ComfyHost(tmp_path_factory.mktemp("host"), extra_args=["--fp32-text-enc"])
+    (host.custom_nodes_dir / "ip2p_test_probes").symlink_to(TESTS / "probe_pack")
+    checkpoints = host.models_dir / "checkpoints"
+    checkpoints.mkdir(parents=True, exist_ok=True)
+    write_corrupt_checkpoint(checkpoints / DAMAGED_CKPT)
+    (checkpoints / GONE_CKPT).symlink_to(checkpoints / "deleted-after-listing.safetensors")
+    with host:
+        host.add_model("checkpoints", tiny_ip2p.checkpoint, IP2P_CKPT)
+        host.add_model("checkpoints", tiny_sd.checkpoint, SD_CKPT)
+        for path in test_images.values():
+            host.add_input(path)
+        yield host

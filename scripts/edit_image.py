@@ -1,0 +1,92 @@
+"""Edits an image with an IP2P workflow in a real, headless ComfyUI and saves the result.
+
+    python scripts/edit_image.py [--image PATH] [--instruction TEXT] [--checkpoint PATH]
+
+Starts the host in a temporary folder with this pack in custom_nodes, puts the checkpoint
+and image there, queues the API-format workflow and copies the saved image out. Without a
+real IP2P checkpoint it generates a small random-weight one, so the whole path can be tried
+on any machine (the picture is then noise-like, and it says so).
+"""
+import argparse
+import logging
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from comfy_host import REPO_ROOT, ComfyHost, HostError
+from workflow_inputs import load_workflow, with_inputs
+
+log = logging.getLogger("ip2p.edit")
+REAL_CHECKPOINT_NAMES = ("instruct-pix2pix-00-22000.safetensors", "instruct-pix2pix-00-22000.ckpt")
+
+
+def find_checkpoint(requested):
+    """The user's checkpoint, else a known IP2P file under ./models/checkpoints, else None."""
+    if requested is not None:
+        if not requested.is_file():
+            raise SystemExit(f"--checkpoint {requested}: no such file")
+        return requested
+    for name in REAL_CHECKPOINT_NAMES:
+        candidate = REPO_ROOT / "models" / "checkpoints" / name
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def generated_checkpoint() -> Path:
+    from model_factory import build_sd15_ip2p
+
+    log.warning("No IP2P checkpoint found (looked for %s in models/checkpoints/, or pass --checkpoint): "
+                "using a GENERATED random-weight SD1.5 IP2P model. The edit runs end to end, but the "
+                "picture will be noise-like.", " or ".join(REAL_CHECKPOINT_NAMES))
+    return build_sd15_ip2p(REPO_ROOT / ".cache" / "test_models").checkpoint
+
+
+def free_name(folder: Path, stem: str, suffix: str) -> Path:
+    """`stem.suffix` in `folder`, or `stem_1.suffix`, ...: never overwrites an earlier result."""
+    path, n = folder / f"{stem}{suffix}", 0
+    while path.exists():
+        n += 1
+        path = folder / f"{stem}_{n}{suffix}"
+    return path
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workflow", type=Path, default=REPO_ROOT / "workflows" / "basic_edit.api.json")
+    parser.add_argument("--image", type=Path, default=REPO_ROOT / "examples" / "landscape.png")
+    parser.add_argument("--instruction", help="default: the workflow's own instruction")
+    parser.add_argument("--checkpoint", type=Path, help="an IP2P checkpoint file")
+    parser.add_argument("--steps", type=int, help="default: the workflow's")
+    parser.add_argument("--seed", type=int, help="default: the workflow's")
+    parser.add_argument("--output", type=Path, default=REPO_ROOT / "output", help="folder for the result")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+
+    if not args.image.is_file():
+        raise SystemExit(f"--image {args.image}: no such file")
+    workflow = load_workflow(args.workflow)
+    checkpoint = find_checkpoint(args.checkpoint) or generated_checkpoint()
+    with tempfile.TemporaryDirectory(prefix="ip2p-host-") as work, ComfyHost(work) as host:
+        log.info("ComfyUI (%s) started in %.1f s; editing %s with %s", host.kind, host.startup_seconds,
+                 args.image.name, checkpoint.name)
+        prompt = with_inputs(workflow, checkpoint=host.add_model("checkpoints", checkpoint),
+                             image=host.add_input(args.image), instruction=args.instruction,
+                             seed=args.seed, steps=args.steps)
+        try:
+            outputs = host.run(prompt)
+        except HostError as exc:
+            log.error("the workflow failed: %s", exc)
+            return 1
+        images = [p for p in host.output_files(outputs, types=["output"]) if p.suffix == ".png"]
+        args.output.mkdir(parents=True, exist_ok=True)
+        for image in images:
+            target = free_name(args.output, f"{args.image.stem}_edited", ".png")
+            shutil.copyfile(image, target)
+            log.info("wrote %s", target)
+    return 0 if images else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,345 @@
+"""Deterministic tiny-but-real SD1.5 InstructPix2Pix test models, on disk, offline.
+
+Tests need models in the two formats users have: an LDM single-file `.safetensors`
+(what ComfyUI's checkpoint loader and model detection read) and a diffusers folder
+(what the diffusers reference pipeline reads). Real weights cannot be downloaded here,
+so both are generated from fixed seeds:
+
+* UNet: SD1.5-shaped (320 channels, context 768, 8 heads) but only two levels with one
+  layer each, so ComfyUI detects it as SD1.5 (IP2P when `in_channels` is 8) while it
+  stays small and fast. Every parameter is random, none zero, so the output depends on
+  the image-latent channels, the text context and the timestep. Its eps prediction has
+  unit scale, but a random UNet does not denoise: sampled latents keep roughly the
+  starting noise scale (std about 15-25 after 10 Euler steps). Compare them with each
+  other, never against "clean" values.
+* VAE and CLIP-L text encoder: full SD1.5 shapes, because ComfyUI builds those from
+  fixed configs rather than from the checkpoint's shapes.
+
+Every weight is rounded through fp16, so storing VAE and text encoder as fp16 in the LDM
+file loses nothing and both formats hold exactly the same values. The UNet is stored as
+fp32 in the LDM file (ComfyUI then runs it in fp32 on the CPU); the diffusers folder is
+all fp32 because that is what `from_pretrained` loads by default.
+
+Builds are cached under `cache_root/<factory_version()>/`; the version hashes this file
+and `ldm_keys.py`, so editing the factory invalidates old builds. A build is written to a
+temporary directory and renamed into place, so a half-written model is never used.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import importlib.util
+import json
+import logging
+import math
+import os
+import re
+import shutil
+import tempfile
+import time
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from ldm_keys import ldm_checkpoint
+
+log = logging.getLogger(__name__)
+
+FACTORY_VERSION = 1  # bump on changes the source hash cannot see (e.g. a library upgrade that changes outputs)
+DEFAULT_CACHE_ROOT = Path(__file__).resolve().parent.parent / ".cache" / "test_models"
+
+UNET_SEED = 1234
+VAE_SEED = 2345
+TEXT_ENCODER_SEED = 3456
+# conv_out gain: with 1/sqrt(fan_in) weights after GroupNorm+SiLU the eps prediction has a
+# std of about 0.55; this brings it to about 1, like a trained model's epsilon.
+UNET_CONV_OUT_GAIN = 1.8
+NORM_WEIGHT_JITTER = 0.1
+BIAS_STD = 0.02
+
+CHECKPOINT_NAMES = {8: "tiny_sd15_ip2p.safetensors", 4: "tiny_sd15.safetensors"}
+
+
+@dataclass(frozen=True)
+class TinyModel:
+    """One built test model: the same weights as an LDM single file and a diffusers folder."""
+
+    name: str
+    in_channels: int
+    root: Path
+    checkpoint: Path  # LDM single file: UNet fp32, VAE and CLIP fp16
+    diffusers_dir: Path  # save_pretrained layout: unet/ vae/ text_encoder/ tokenizer/ scheduler/
+    unet_config: dict[str, Any] = field(hash=False)  # UNet2DConditionModel(**unet_config)
+    vae_config: dict[str, Any] = field(hash=False)  # AutoencoderKL(**vae_config)
+    text_encoder_config: dict[str, Any] = field(hash=False)  # CLIPTextConfig(**text_encoder_config)
+    scheduler_config: dict[str, Any] = field(hash=False)  # EulerDiscreteScheduler(**scheduler_config)
+
+
+def sd15_unet_config(in_channels: int = 8) -> dict[str, Any]:
+    """diffusers kwargs for the tiny SD1.5-shaped UNet (ComfyUI: model_channels 320, context 768)."""
+    return {
+        "sample_size": 64,
+        "in_channels": in_channels,
+        "out_channels": 4,
+        "down_block_types": ["CrossAttnDownBlock2D", "DownBlock2D"],
+        "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D"],
+        "block_out_channels": [320, 640],
+        "layers_per_block": 1,
+        "cross_attention_dim": 768,
+        "attention_head_dim": 8,  # diffusers' name for SD1.5's 8 heads
+        "norm_num_groups": 32,
+        "flip_sin_to_cos": True,
+        "freq_shift": 0,
+    }
+
+
+def sd15_vae_config() -> dict[str, Any]:
+    """The SD1.5 AutoencoderKL; ComfyUI always builds this shape for SD1.5 checkpoints."""
+    return {
+        "in_channels": 3,
+        "out_channels": 3,
+        "down_block_types": ["DownEncoderBlock2D"] * 4,
+        "up_block_types": ["UpDecoderBlock2D"] * 4,
+        "block_out_channels": [128, 256, 512, 512],
+        "layers_per_block": 2,
+        "act_fn": "silu",
+        "latent_channels": 4,
+        "norm_num_groups": 32,
+        "sample_size": 512,
+        "scaling_factor": 0.18215,
+    }
+
+
+def sd15_text_encoder_config() -> dict[str, Any]:
+    """CLIP ViT-L/14 text tower as SD1.5 ships it; ComfyUI's SD1 CLIP has this fixed shape."""
+    return {
+        "vocab_size": 49408,
+        "hidden_size": 768,
+        "intermediate_size": 3072,
+        "projection_dim": 768,
+        "num_hidden_layers": 12,
+        "num_attention_heads": 12,
+        "max_position_embeddings": 77,
+        "hidden_act": "quick_gelu",
+        "layer_norm_eps": 1e-5,
+        "bos_token_id": 0,
+        "pad_token_id": 1,
+        "eos_token_id": 2,
+    }
+
+
+def sd15_scheduler_config() -> dict[str, Any]:
+    """SD1.5's noise schedule for EulerDiscreteScheduler."""
+    return {
+        "num_train_timesteps": 1000,
+        "beta_start": 0.00085,
+        "beta_end": 0.012,
+        "beta_schedule": "scaled_linear",
+        "prediction_type": "epsilon",
+        "steps_offset": 1,
+    }
+
+
+def factory_version() -> str:
+    """Cache directory name: changes whenever this file or the key mapping changes."""
+    digest = hashlib.sha256()
+    here = Path(__file__).resolve().parent
+    for name in ("model_factory.py", "ldm_keys.py"):
+        digest.update((here / name).read_bytes())
+    return f"v{FACTORY_VERSION}-{digest.hexdigest()[:12]}"
+
+
+def comfy_tokenizer_dir() -> Path:
+    """ComfyUI's bundled CLIP tokenizer files, found without importing (and initialising) comfy."""
+    spec = importlib.util.find_spec("comfy")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("package 'comfy' not found: install comfyui to get its sd1_tokenizer files")
+    for location in spec.submodule_search_locations:
+        candidate = Path(location) / "sd1_tokenizer"
+        if (candidate / "vocab.json").is_file() and (candidate / "merges.txt").is_file():
+            return candidate
+    raise FileNotFoundError(f"no sd1_tokenizer/vocab.json and merges.txt under {list(spec.submodule_search_locations)}")
+
+
+def build_sd15_ip2p(cache_root: Path = DEFAULT_CACHE_ROOT, in_channels: int = 8) -> TinyModel:
+    """The tiny SD1.5 IP2P model (in_channels 8), or plain SD1.5 (4), built once and cached."""
+    if in_channels not in CHECKPOINT_NAMES:
+        raise ValueError(f"in_channels must be one of {sorted(CHECKPOINT_NAMES)}, got {in_channels}")
+    name = "sd15_ip2p" if in_channels == 8 else f"sd15_in{in_channels}"
+    version_dir = Path(cache_root).resolve() / factory_version()
+    model = _describe(version_dir / name, name, in_channels)
+    if _is_complete(model):
+        return model
+    version_dir.mkdir(parents=True, exist_ok=True)
+    with _file_lock(version_dir / f".{name}.lock"):
+        if _is_complete(model):  # another process built it while we waited
+            return model
+        for leftover in version_dir.glob(f".{name}-tmp-*"):  # from a build that was killed; we hold the lock
+            shutil.rmtree(leftover, ignore_errors=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{name}-tmp-", dir=version_dir))
+        os.chmod(tmp, 0o755)  # mkdtemp's 0700 would survive the rename
+        try:
+            started = time.monotonic()
+            _build_into(tmp, _describe(tmp, name, in_channels))
+            if model.root.exists():  # a stale, incomplete build left by an older crash
+                shutil.rmtree(model.root)
+            os.replace(tmp, model.root)
+            log.info("built test model %s in %.1f s at %s", name, time.monotonic() - started, model.root)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+    if not _is_complete(model):
+        raise RuntimeError(f"test model build did not produce {model.root}")
+    return model
+
+
+def build_sd15_plain(cache_root: Path = DEFAULT_CACHE_ROOT) -> TinyModel:
+    """The 4-channel text-to-image twin (same VAE and text encoder) for "not an IP2P model" tests."""
+    return build_sd15_ip2p(cache_root, in_channels=4)
+
+
+def prune_stale_builds(cache_root: Path = DEFAULT_CACHE_ROOT) -> list[Path]:
+    """Delete cached builds of other factory versions (about 3.6 GB per version with both models).
+
+    Not called automatically: another checkout may still be using an older version.
+    """
+    current = factory_version()
+    removed = []
+    for child in sorted(Path(cache_root).glob("v*-*")):
+        if child.is_dir() and child.name != current and re.fullmatch(r"v\d+-[0-9a-f]{12}", child.name):
+            shutil.rmtree(child)
+            removed.append(child)
+            log.info("removed stale test model build %s", child)
+    return removed
+
+
+def write_corrupt_checkpoint(path: Path, kind: Literal["truncated", "garbage"] = "truncated") -> Path:
+    """A `.safetensors` file no loader can read, for error-path tests.
+
+    "truncated": a valid header naming an IP2P `conv_in` tensor, but the data stops early,
+    like an interrupted download. "garbage": bytes that are not a safetensors file at all.
+    """
+    if kind not in ("truncated", "garbage"):
+        raise ValueError(f"kind must be 'truncated' or 'garbage', got {kind!r}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "garbage":
+        path.write_bytes(b"this is not a model file\x00\xff" * 8)
+        return path
+    shape = [320, 8, 3, 3]
+    header = json.dumps({
+        "model.diffusion_model.input_blocks.0.0.weight": {
+            "dtype": "F32", "shape": shape, "data_offsets": [0, 4 * math.prod(shape)],
+        }
+    }).encode()
+    header += b" " * (-len(header) % 8)
+    path.write_bytes(len(header).to_bytes(8, "little") + header + b"\x00" * 256)
+    return path
+
+
+# -- building ---------------------------------------------------------------------------
+
+
+def _describe(root: Path, name: str, in_channels: int) -> TinyModel:
+    return TinyModel(
+        name=name,
+        in_channels=in_channels,
+        root=root,
+        checkpoint=root / CHECKPOINT_NAMES[in_channels],
+        diffusers_dir=root / "diffusers",
+        unet_config=sd15_unet_config(in_channels),
+        vae_config=sd15_vae_config(),
+        text_encoder_config=sd15_text_encoder_config(),
+        scheduler_config=sd15_scheduler_config(),
+    )
+
+
+def _is_complete(model: TinyModel) -> bool:
+    # The root only appears by an atomic rename of a finished build; the checks guard
+    # against someone deleting files inside it by hand.
+    d = model.diffusers_dir
+    return (
+        model.checkpoint.is_file()
+        and (d / "model_index.json").is_file()
+        and all((d / sub).is_dir() and any((d / sub).iterdir())
+                for sub in ("unet", "vae", "text_encoder", "tokenizer", "scheduler"))
+    )
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """Serialises builds across processes (e.g. parallel pytest workers) to avoid building twice."""
+    with open(path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _build_into(root: Path, model: TinyModel) -> None:
+    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionInstructPix2PixPipeline, UNet2DConditionModel
+    from safetensors.torch import save_file
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    with torch.no_grad():
+        unet = UNet2DConditionModel(**model.unet_config).eval()
+        randomise_(unet, UNET_SEED)
+        unet.conv_out.weight.mul_(UNET_CONV_OUT_GAIN)
+        _round_to_fp16_(unet)
+        vae = AutoencoderKL(**model.vae_config).eval()
+        randomise_(vae, VAE_SEED)
+        text_encoder = CLIPTextModel(CLIPTextConfig(**model.text_encoder_config)).eval()
+        randomise_(text_encoder, TEXT_ENCODER_SEED)
+
+    tokenizer_files = comfy_tokenizer_dir()
+    tokenizer = CLIPTokenizer(
+        vocab_file=str(tokenizer_files / "vocab.json"),
+        merges_file=str(tokenizer_files / "merges.txt"),
+        model_max_length=77,
+    )
+    scheduler = EulerDiscreteScheduler(**model.scheduler_config)
+    pipe = StableDiffusionInstructPix2PixPipeline(
+        vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
+        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+    )
+    pipe.save_pretrained(model.diffusers_dir, safe_serialization=True)
+
+    half = lambda sd: {k: v.to(torch.float16) for k, v in sd.items()}  # noqa: E731 - exact: values are fp16-rounded
+    state = ldm_checkpoint(
+        {k: v.contiguous() for k, v in unet.state_dict().items()}, model.unet_config,
+        half(vae.state_dict()), model.vae_config,
+        half(text_encoder.state_dict()),
+    )
+    state = {k: v.contiguous() for k, v in state.items()}
+    save_file(state, str(model.checkpoint), metadata={"format": "pt", "ip2p_test_factory": factory_version()})
+
+
+def randomise_(module: torch.nn.Module, seed: int) -> None:
+    """Overwrite every parameter with seeded noise, rounded to fp16-representable values.
+
+    Matrices and kernels get N(0, 1/fan_in) so activations keep roughly unit scale through
+    the network; 1-D weights (norm scales) get 1 + small noise; biases small noise. Each
+    tensor has its own generator seeded from its name, so values do not shift when an
+    unrelated parameter is added or removed.
+    """
+    for name, param in sorted(module.named_parameters()):
+        gen = torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(name.encode()))
+        noise = torch.randn(param.shape, generator=gen, dtype=torch.float32)
+        if param.ndim >= 2:
+            value = noise / math.sqrt(math.prod(param.shape[1:]))
+        elif name.endswith("weight"):
+            value = 1.0 + NORM_WEIGHT_JITTER * noise
+        else:
+            value = BIAS_STD * noise
+        param.data.copy_(value.to(torch.float16).to(param.dtype))
+
+
+def _round_to_fp16_(module: torch.nn.Module) -> None:
+    for param in module.parameters():
+        param.data.copy_(param.data.to(torch.float16).to(param.dtype))

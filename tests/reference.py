@@ -1,0 +1,74 @@
+"""Reference edits computed outside ComfyUI with diffusers on the test model's weights.
+
+Two references: diffusers' own `StableDiffusionInstructPix2PixPipeline`, and a literal Euler
+loop over diffusers' UNet with the paper's formula written out, for scales the pipeline
+cannot express (it silently drops guidance when image_guidance_scale < 1).
+Latents are returned in ComfyUI's LATENT convention (divided by the VAE scaling factor).
+"""
+import functools
+from pathlib import Path
+
+import numpy as np
+import torch
+from diffusers import EulerDiscreteScheduler, StableDiffusionInstructPix2PixPipeline
+from PIL import Image
+
+SCALING = 0.18215
+
+
+@functools.lru_cache(maxsize=2)
+def pipeline(diffusers_dir: Path) -> StableDiffusionInstructPix2PixPipeline:
+    pipe = StableDiffusionInstructPix2PixPipeline.from_pretrained(
+        diffusers_dir, safety_checker=None, requires_safety_checker=False, torch_dtype=torch.float32)
+    # "trailing" spacing puts the steps on the training timesteps ComfyUI's "simple"
+    # scheduler uses (999, 999 - 1000/n, ...), so both sample at identical sigmas.
+    pipe.scheduler = EulerDiscreteScheduler.from_config(pipe.scheduler.config, timestep_spacing="trailing")
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def comfy_noise(shape, seed: int) -> torch.Tensor:
+    """The initial noise ComfyUI draws for a seed (comfy.sample.prepare_noise)."""
+    return torch.randn(shape, generator=torch.manual_seed(seed), dtype=torch.float32)
+
+
+def _start(pipe, noise: torch.Tensor, steps: int) -> torch.Tensor:
+    """ComfyUI starts at noise * sqrt(1 + sigma_max^2) at full denoise; diffusers multiplies its
+    `latents` by init_noise_sigma. Pre-scaling makes the first noisy latent the same in both."""
+    pipe.scheduler.set_timesteps(steps)
+    sigma = float(pipe.scheduler.sigmas[0])
+    return noise * ((1 + sigma ** 2) ** 0.5 / float(pipe.scheduler.init_noise_sigma))
+
+
+def pipeline_latent(diffusers_dir: Path, image: Path, prompt: str, seed: int, steps: int,
+                    text_cfg: float, image_cfg: float) -> torch.Tensor:
+    pipe = pipeline(diffusers_dir)
+    picture = Image.open(image).convert("RGB")
+    noise = comfy_noise((1, 4, picture.height // 8, picture.width // 8), seed)
+    with torch.no_grad():
+        out = pipe(prompt, image=picture, num_inference_steps=steps, guidance_scale=text_cfg,
+                   image_guidance_scale=image_cfg, latents=_start(pipe, noise, steps), output_type="latent")
+    return out.images / SCALING
+
+
+def formula_latent(diffusers_dir: Path, image: Path, prompt: str, seed: int, steps: int,
+                   text_cfg: float, image_cfg: float) -> torch.Tensor:
+    """Euler with `uncond + image_cfg*(image - uncond) + text_cfg*(full - image)` spelled out."""
+    pipe = pipeline(diffusers_dir)
+    picture = Image.open(image).convert("RGB")
+    pixels = torch.from_numpy(np.asarray(picture, dtype=np.float32) / 255.0).permute(2, 0, 1)[None] * 2 - 1
+    with torch.no_grad():
+        image_latent = pipe.vae.encode(pixels).latent_dist.mode()
+        texts = pipe.tokenizer([prompt, ""], padding="max_length", max_length=77, return_tensors="pt").input_ids
+        text, empty = pipe.text_encoder(texts)[0].chunk(2)
+        scheduler = pipe.scheduler
+        x = _start(pipe, comfy_noise(image_latent.shape, seed), steps) * scheduler.init_noise_sigma
+        for t in scheduler.timesteps:
+            scaled = scheduler.scale_model_input(x, t)
+            batch = torch.cat([scaled] * 3)
+            images = torch.cat([image_latent, image_latent, torch.zeros_like(image_latent)])
+            full, with_image, uncond = pipe.unet(torch.cat([batch, images], 1), t,
+                                                 encoder_hidden_states=torch.cat([text, empty, empty])).sample.chunk(3)
+            eps = uncond + image_cfg * (with_image - uncond) + text_cfg * (full - with_image)
+            x = scheduler.step(eps, t, x).prev_sample
+    return x / SCALING

@@ -1,0 +1,86 @@
+"""The pack's sampler against diffusers and ComfyUI's native dual-CFG, on the same weights and noise.
+
+Tolerances are relative to the largest latent value. The random-weight test UNet does not
+denoise, so its final latents are ~300 (unscaled) where a real model's are ~5; float32
+rounding grows with them. Against diffusers (same weights, different attention kernels,
+sigma table in float64 vs float32, a different order of the guidance sums) the measured
+difference is under 1e-5 of the latent scale (2.4e-3 on values of 312): 2e-5 relative is
+the bound, i.e. 1e-4 absolute at a real model's latent scale. Diffusers against itself, the
+pipeline vs the formula written out, differs by as much (2.0e-3). Within one host the pack
+and the native guider run the same kernels in the same batch order: identical to 1e-6.
+"""
+import pytest
+import torch
+
+from conftest import IP2P_CKPT, SMALL_IMAGE
+from host_graphs import native_edit, pack_edit, saved_latent
+from reference import formula_latent, pipeline_latent
+
+pytestmark = pytest.mark.host
+INSTRUCTION = "turn the sky into a sunset"
+STEPS = 4
+SEED = 3
+DIFFUSERS_RTOL = 2e-5
+SAME_HOST_RTOL = 1e-6
+
+
+def pack_latent(host, text_cfg=7.5, image_cfg=1.5, **kwargs):
+    return saved_latent(host, pack_edit(IP2P_CKPT, SMALL_IMAGE, INSTRUCTION, seed=SEED, steps=STEPS,
+                                        text_cfg=text_cfg, image_cfg=image_cfg, **kwargs))
+
+
+def relative_diff(a: torch.Tensor, reference: torch.Tensor) -> float:
+    assert a.shape == reference.shape
+    return float((a - reference).abs().max() / reference.abs().max())
+
+
+def native_latent(host, encoder):
+    guider_inputs = set(host.object_info("DualCFGGuider")["input"]["required"])
+    return saved_latent(host, native_edit(IP2P_CKPT, SMALL_IMAGE, INSTRUCTION, seed=SEED, steps=STEPS, text_cfg=7.5,
+                                          image_cfg=1.5, guider_inputs=guider_inputs, encoder=encoder))
+
+
+def test_matches_comfyui_native_dual_cfg_guider_on_the_same_conditioning(host):
+    assert relative_diff(pack_latent(host), native_latent(host, "IP2PEncode")) < SAME_HOST_RTOL
+
+
+def test_matches_comfyui_native_ip2p_wiring_end_to_end(host, request):
+    if host.kind == "pypi":
+        # The 2024 host's VAE samples the posterior: its native IP2P node conditions on a noisy
+        # latent, which is why nodes/host.py encodes the mode. Strict: fails if that changes.
+        request.applymarker(pytest.mark.xfail(strict=True, reason="PyPI host's VAE encode samples the posterior"))
+    assert relative_diff(pack_latent(host), native_latent(host, "InstructPixToPixConditioning")) < SAME_HOST_RTOL
+
+
+def test_matches_diffusers_instruct_pix2pix_pipeline(host, tiny_ip2p, test_images):
+    reference = pipeline_latent(tiny_ip2p.diffusers_dir, test_images[SMALL_IMAGE], INSTRUCTION, seed=SEED,
+                                steps=STEPS, text_cfg=7.5, image_cfg=1.5)
+    assert relative_diff(pack_latent(host), reference) < DIFFUSERS_RTOL
+
+
+@pytest.mark.parametrize("text_cfg, image_cfg", [(0.0, 1.5), (7.5, 0.0), (0.0, 0.0), (7.5, 0.5)])
+def test_any_scale_follows_the_formula(host, tiny_ip2p, test_images, text_cfg, image_cfg):
+    # diffusers' pipeline turns guidance off below image scale 1, so the reference here is
+    # the formula written out over diffusers' UNet.
+    reference = formula_latent(tiny_ip2p.diffusers_dir, test_images[SMALL_IMAGE], INSTRUCTION, seed=SEED,
+                               steps=STEPS, text_cfg=text_cfg, image_cfg=image_cfg)
+    assert relative_diff(pack_latent(host, text_cfg=text_cfg, image_cfg=image_cfg), reference) < DIFFUSERS_RTOL
+
+
+def test_formula_reference_agrees_with_the_pipeline(tiny_ip2p, test_images):
+    """Guards the hand-written reference itself."""
+    args = (tiny_ip2p.diffusers_dir, test_images[SMALL_IMAGE], INSTRUCTION)
+    kwargs = dict(seed=SEED, steps=STEPS, text_cfg=7.5, image_cfg=1.5)
+    assert relative_diff(formula_latent(*args, **kwargs), pipeline_latent(*args, **kwargs)) < DIFFUSERS_RTOL
+
+
+def test_changing_image_cfg_changes_the_edit(host):
+    assert relative_diff(pack_latent(host, image_cfg=3.0), pack_latent(host, image_cfg=1.5)) > 1e-2
+
+
+def test_denoise_below_one_starts_from_the_input_image(host):
+    source = pack_latent(host, denoise=0.0)  # no steps: the encoded input itself
+    partial = pack_latent(host, denoise=0.3)
+    full = pack_latent(host, denoise=1.0)
+    assert (partial - source).abs().mean() < (full - source).abs().mean() / 2
+    assert not torch.equal(partial, source)
