@@ -14,14 +14,6 @@ from .conditioning import IMAGE_KEY, with_values
 
 log = logging.getLogger(__name__)
 
-OUTPUTS = ("CONDITIONING", "CONDITIONING", "LATENT")
-OUTPUT_NAMES = ("positive", "negative", "latent")
-OUTPUT_TOOLTIPS = (
-    "The instruction, carrying the input image: connect to the IP2P Sampler's positive.",
-    "The negative (usually empty) text, carrying the input image: connect to the IP2P Sampler's negative.",
-    "An empty latent of the working size, for SamplerCustomAdvanced with the IP2P Guider. "
-    "The IP2P Sampler does not need it.",
-)
 IMAGE_TOOLTIP = ("The image to edit. Sides that are not multiples of 8 are resized to the nearest "
                  "multiple of 8 (by under 4 pixels), never cropped.")
 
@@ -42,9 +34,14 @@ class IP2PEncode:
     DESCRIPTION = ("Encodes the image to edit with the VAE and attaches it to both conditionings, "
                    "as InstructPix2Pix models expect.")
     CATEGORY = "InstructPix2Pix/conditioning"
-    RETURN_TYPES = OUTPUTS
-    RETURN_NAMES = OUTPUT_NAMES
-    OUTPUT_TOOLTIPS = OUTPUT_TOOLTIPS
+    RETURN_TYPES = ("CONDITIONING", "CONDITIONING", "LATENT")
+    RETURN_NAMES = ("positive", "negative", "latent")
+    OUTPUT_TOOLTIPS = (
+        "The instruction, carrying the input image: connect to the IP2P Sampler's positive.",
+        "The negative (usually empty) text, carrying the input image: connect to the IP2P Sampler's negative.",
+        "An empty latent of the working size, for SamplerCustomAdvanced with the IP2P Guider. "
+        "The IP2P Sampler does not need it.",
+    )
     FUNCTION = "encode"
 
     @classmethod
@@ -60,14 +57,9 @@ class IP2PEncode:
         return encode_image_into(positive, negative, vae, image)
 
 
-class IP2PEncodeText:
+class IP2PEncodeText(IP2PEncode):
     DESCRIPTION = ("Encodes the instruction, the negative text and the image in one node: "
                    "the shortest way to a dual-CFG edit.")
-    CATEGORY = "InstructPix2Pix/conditioning"
-    RETURN_TYPES = OUTPUTS
-    RETURN_NAMES = OUTPUT_NAMES
-    OUTPUT_TOOLTIPS = OUTPUT_TOOLTIPS
-    FUNCTION = "encode"
 
     @classmethod
     def INPUT_TYPES(cls):
