@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from enum import Enum
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from .errors import IP2PUserError
@@ -52,34 +51,3 @@ def concat_image_latent(noisy: Tensor, image_latent: Tensor) -> Tensor:
             "give one image, or one per batch item"
         )
     return torch.cat([noisy, image_latent.to(noisy)], dim=1)
-
-
-LATENT_STRIDE = 8
-
-
-def working_size(height: int, width: int) -> tuple[int, int]:
-    """Nearest size the VAE can encode without losing a border: each side to the nearest
-    multiple of 8 (at least 8), so the picture is resized by under 4 pixels, never cropped."""
-    def nearest(side: int) -> int:
-        return max(LATENT_STRIDE, int(side / LATENT_STRIDE + 0.5) * LATENT_STRIDE)
-
-    return nearest(height), nearest(width)
-
-
-def fit_to_latent_grid(pixels: Tensor) -> Tensor:
-    """Resizes a ComfyUI IMAGE batch (B, H, W, C in 0..1) to `working_size`, whole picture kept.
-
-    ComfyUI's own IP2P node crops the remainder instead, which shifts the picture and drops
-    up to 7 pixel rows and columns; a resize keeps every pixel's content in place.
-    """
-    if pixels.ndim != 4 or pixels.shape[0] == 0:
-        raise IP2PUserError(
-            f"expected an IMAGE batch of shape (batch, height, width, channels) with at least one "
-            f"image, got shape {tuple(pixels.shape)}: connect a Load Image node or a non-empty batch"
-        )
-    height, width = pixels.shape[1], pixels.shape[2]
-    target = working_size(height, width)
-    if target == (height, width):
-        return pixels
-    resized = F.interpolate(pixels.movedim(-1, 1), size=target, mode="bilinear", align_corners=False, antialias=True)
-    return resized.movedim(1, -1).clamp(0.0, 1.0)

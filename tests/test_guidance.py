@@ -1,6 +1,8 @@
 import torch
 
-from ip2p_core.guidance import add_text_guidance, cfg, dual_cfg
+import pytest
+
+from ip2p_core.guidance import add_text_guidance, cfg, dual_cfg, needed_predictions, rescale_guidance
 
 
 def preds(seed=0):
@@ -39,3 +41,28 @@ def test_add_text_guidance_composes_with_any_image_term():
     full, image, uncond = preds(5)
     image_guided = cfg(image, uncond, 2.0)
     torch.testing.assert_close(add_text_guidance(image_guided, full, image, 3.0), dual_cfg(full, image, uncond, 3.0, 2.0))
+
+
+@pytest.mark.parametrize("text_cfg, image_cfg, needed", [
+    (7.5, 1.5, (True, True, True)),
+    (7.5, 1.0, (False, True, True)),  # uncond's weight 1 - image_cfg is zero
+    (0.0, 1.5, (True, True, False)),  # full's weight text_cfg is zero
+    (0.0, 0.0, (True, False, False)),
+    (1.0, 1.0, (False, False, True)),
+])
+def test_predictions_with_zero_weight_are_not_needed(text_cfg, image_cfg, needed):
+    assert needed_predictions(text_cfg, image_cfg) == needed
+    full, image, uncond = preds(6)
+    zero = torch.zeros_like(full)
+    kept = [p if n else zero for p, n in zip((uncond, image, full), needed)]
+    torch.testing.assert_close(dual_cfg(kept[2], kept[1], kept[0], text_cfg, image_cfg),
+                               dual_cfg(full, image, uncond, text_cfg, image_cfg))
+
+
+def test_rescale_restores_the_reference_spread():
+    full, image, uncond = preds(7)
+    guided = dual_cfg(full, image, uncond, 12.0, 1.5)
+    rescaled = rescale_guidance(guided, full, 1.0)
+    torch.testing.assert_close(rescaled.std(dim=(1, 2, 3)), full.std(dim=(1, 2, 3)))
+    torch.testing.assert_close(rescale_guidance(guided, full, 0.0), guided)
+    torch.testing.assert_close(rescale_guidance(guided, full, 0.5), (guided + rescaled) / 2)

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from ip2p_core.errors import IP2PUserError
-from ip2p_core.latents import Family, concat_image_latent, fit_to_latent_grid, image_latent_for, working_size
+from ip2p_core.latents import Family, concat_image_latent, image_latent_for
 
 
 def test_sd15_and_sdxl_take_the_unscaled_latent_cosxl_the_scaled_one():
@@ -30,27 +30,3 @@ def test_concat_refuses_mismatched_batches_and_sizes():
         concat_image_latent(torch.randn(3, 4, 8, 8), torch.randn(2, 4, 8, 8))
     with pytest.raises(IP2PUserError, match="encode the image at the size you sample at"):
         concat_image_latent(torch.randn(1, 4, 8, 8), torch.randn(1, 4, 8, 16))
-
-
-@pytest.mark.parametrize("size, expected", [
-    ((512, 512), (512, 512)), ((517, 389), (520, 392)), ((3, 5), (8, 8)), ((515, 12), (512, 16)),
-])
-def test_working_size_is_the_nearest_multiple_of_8(size, expected):
-    assert working_size(*size) == expected
-
-
-def test_fit_keeps_multiples_of_8_untouched_and_resizes_others_whole():
-    image = torch.rand(1, 64, 48, 3)
-    assert fit_to_latent_grid(image) is image
-    # A left/right split picture: a resize keeps the split in the middle, a crop would shift it.
-    odd = torch.zeros(1, 61, 67, 3)
-    odd[:, :, 34:] = 1.0
-    fitted = fit_to_latent_grid(odd)
-    assert fitted.shape == (1, 64, 64, 3)
-    assert fitted[0, 32, :31].max() < 0.05 and fitted[0, 32, 33:].min() > 0.95
-    assert 0.0 <= fitted.min() and fitted.max() <= 1.0
-
-
-def test_fit_refuses_an_empty_batch_with_a_message():
-    with pytest.raises(IP2PUserError, match="at least one image"):
-        fit_to_latent_grid(torch.zeros(0, 64, 64, 3))
