@@ -1,8 +1,11 @@
 """ComfyUI adapters of the pack, one module per concern; the logic lives in ip2p_core."""
+from .color import IP2PColorMatch
+from .decode import IP2PDecode
 from .encode import IP2PEncode, IP2PEncodeText
 from .guider import IP2PGuider
 from .loader import IP2PCheckpointLoader
 from .sampler import IP2PSampler
+from .schedule import IP2PGuidanceSchedule
 
 # Node ids are saved in users' workflows: never rename one, add a new id instead.
 NODE_CLASS_MAPPINGS = {
@@ -11,6 +14,9 @@ NODE_CLASS_MAPPINGS = {
     "IP2PEncodeText": IP2PEncodeText,
     "IP2PSampler": IP2PSampler,
     "IP2PGuider": IP2PGuider,
+    "IP2PDecode": IP2PDecode,
+    "IP2PColorMatch": IP2PColorMatch,
+    "IP2PGuidanceSchedule": IP2PGuidanceSchedule,
 }
 
 NODE_DISPLAY_NAME_MAPPINGS = {
@@ -19,4 +25,7 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "IP2PEncodeText": "IP2P Encode (Instruction)",
     "IP2PSampler": "IP2P Sampler",
     "IP2PGuider": "IP2P Guider",
+    "IP2PDecode": "IP2P Decode",
+    "IP2PColorMatch": "IP2P Color Match",
+    "IP2PGuidanceSchedule": "IP2P Guidance Schedule",
 }

@@ -7,6 +7,17 @@ image. Using the host's key keeps our conditionings usable with its own samplers
 from ..ip2p_core.errors import IP2PUserError
 
 IMAGE_KEY = "concat_latent_image"
+# The pack's own keys: the host passes unknown keys through and its models ignore them.
+FRAMING_KEY = "ip2p_framing"  # how the image was padded/scaled, to undo after decoding
+MASK_KEY = "ip2p_mask"  # where to edit, at the framed pixel size
+SOURCE_KEY = "ip2p_source"  # the framed input pixels, to keep outside the mask after decoding
+# What the sampler hands on to IP2P Decode in its LATENT.
+DECODE_KEYS = (FRAMING_KEY, MASK_KEY, SOURCE_KEY)
+
+
+def option(conditioning, key):
+    """The first value of `key` in a conditioning's entries, or None."""
+    return next((options[key] for _, options in conditioning if options.get(key) is not None), None)
 
 
 def with_values(conditioning, **values):

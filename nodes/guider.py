@@ -1,13 +1,14 @@
 """The dual-CFG guider: IP2P guidance as a `comfy.samplers.CFGGuider`.
 
 Subclassing the host's guider keeps everything else the host's: model loading and
-offloading, conditioning preparation (ControlNets, areas, hooks), batching of the three
+offloading, conditioning preparation (ControlNets, areas, hooks), batching of the
 predictions into as few model calls as memory allows, and the CFG hooks patches install.
 """
 import comfy.samplers
 
 from ..ip2p_core.errors import IP2PUserError
-from ..ip2p_core.guidance import add_text_guidance
+from ..ip2p_core.guidance import add_text_guidance, needed_predictions, rescale_guidance
+from ..ip2p_core.schedule import CfgSchedule, step_index
 from . import host
 from .conditioning import image_latent, with_values, without_image
 
@@ -17,6 +18,7 @@ class DualCFGGuider(comfy.samplers.CFGGuider):
 
     full = positive (instruction + image), image = negative (empty text + image),
     uncond = negative without the image (the model then sees a zero image latent).
+    A prediction whose weight is zero at a step is not computed.
     """
 
     def set_conds(self, positive, negative):
@@ -25,24 +27,60 @@ class DualCFGGuider(comfy.samplers.CFGGuider):
         image_only = with_values(negative, prompt_type="negative")
         self.inner_set_conds({"positive": positive, "image": image_only, "negative": without_image(negative)})
 
-    def set_cfg(self, text_cfg: float, image_cfg: float):
-        self.text_cfg = text_cfg
-        self.image_cfg = image_cfg
+    def set_cfg(self, text_cfg: CfgSchedule, image_cfg: CfgSchedule, rescale: float = 0.0):
+        self.text_cfg, self.image_cfg, self.rescale = text_cfg, image_cfg, rescale
+
+    def sample(self, noise, latent_image, sampler, sigmas, *args, **kwargs):
+        # The scales of each step are fixed here, where the step count is known, so a schedule
+        # of the wrong length fails before the first model call.
+        steps = len(sigmas) - 1
+        self.step_sigmas = [float(s) for s in sigmas]
+        self.step_scales = list(zip(self.text_cfg.per_step(steps), self.image_cfg.per_step(steps))) if steps else []
+        return super().sample(noise, latent_image, sampler, sigmas, *args, **kwargs)
 
     def predict_noise(self, x, timestep, model_options=None, seed=None):
         model_options = {} if model_options is None else model_options
-        # Same order as the host's own dual-CFG guider, so both batch identically.
-        conds = [self.conds.get("negative"), self.conds.get("image"), self.conds.get("positive")]
-        out = comfy.samplers.calc_cond_batch(self.inner_model, conds, x, timestep, model_options)
+        text_cfg, image_cfg = self.step_scales[step_index(self.step_sigmas, float(timestep.max()))]
+        uncond_needed, image_needed, full_needed = self._needed(text_cfg, image_cfg, model_options)
+        # In the hosts' order: [cond, uncond, extra], cond_scale scaling cond - uncond.
+        needed = {"positive": full_needed, "image": image_needed, "negative": uncond_needed}
+        conds = [self.conds.get(key) if use else None for key, use in needed.items()]
+        out = self._predict(conds, x, timestep, model_options)
         for fn in model_options.get("sampler_pre_cfg_function", []):
-            out = fn({"conds": conds, "conds_out": out, "cond_scale": self.text_cfg, "timestep": timestep,
+            out = fn({"conds": conds, "conds_out": out, "cond_scale": text_cfg, "timestep": timestep,
                       "input": x, "sigma": timestep, "model": self.inner_model, "model_options": model_options})
-        uncond, image, full = out
+        full, image, uncond = out
         # The image term is a plain two-term CFG: computed by the host so that CFG patches
         # (sampler_cfg_function, post-CFG hooks) apply to it as in the host's dual-CFG guider.
-        image_guided = comfy.samplers.cfg_function(self.inner_model, image, uncond, self.image_cfg, x, timestep,
-                                                   model_options=model_options, cond=conds[1], uncond=conds[0])
-        return add_text_guidance(image_guided, full, image, self.text_cfg)
+        image_guided = comfy.samplers.cfg_function(self.inner_model, image, uncond, image_cfg, x, timestep,
+                                                   model_options=model_options, cond=conds[1], uncond=conds[2])
+        denoised = add_text_guidance(image_guided, full, image, text_cfg)
+        if self.rescale:
+            sigma = timestep.view(-1, *([1] * (x.ndim - 1)))
+            eps = rescale_guidance((x - denoised) / sigma, (x - full) / sigma, self.rescale)
+            denoised = x - eps * sigma
+        return denoised
+
+    def _predict(self, conds, x, timestep, model_options):
+        """[full, image, uncond] for conds [positive, image, negative].
+
+        Model patches read `cond_or_uncond` as 0 = made from the positive conditioning, 1 = from
+        the negative (IP-Adapter indexes its (cond, uncond) embeddings with it, SAG keeps the
+        attention of the 1s). One batch would number the three predictions 0, 1, 2, so the
+        unconditional prediction runs as a second batch, in the uncond slot.
+        """
+        full, image = comfy.samplers.calc_cond_batch(self.inner_model, conds[:2], x, timestep, model_options)
+        uncond = comfy.samplers.calc_cond_batch(self.inner_model, [None, conds[2]], x, timestep, model_options)[1]
+        return [full, image, uncond]
+
+    def _needed(self, text_cfg, image_cfg, model_options):
+        if model_options.get("disable_cfg1_optimization", False):
+            return True, True, True
+        uncond, image, full = needed_predictions(text_cfg, image_cfg)
+        # CFG patches read the image prediction even where its weight is zero; the
+        # rescale needs the full one.
+        image = image or "sampler_cfg_function" in model_options or bool(model_options.get("sampler_post_cfg_function"))
+        return uncond, image, full or bool(self.rescale)
 
 
 def require_ip2p_model(model):
@@ -55,10 +93,21 @@ def require_ip2p_model(model):
 
 
 TEXT_CFG = ("FLOAT", {"default": 7.5, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01,
-                      "tooltip": "How strongly to follow the instruction. Higher = stronger edit (paper: 7.5)."})
+                      "tooltip": "How strongly to follow the instruction. Higher = stronger edit (paper: 7.5). "
+                                 "0 skips the instruction's prediction."})
 IMAGE_CFG = ("FLOAT", {"default": 1.5, "min": 0.0, "max": 100.0, "step": 0.05, "round": 0.01,
                        "tooltip": "How closely to keep the input image. Higher = more faithful, weaker edit "
-                                  "(paper: 1.5; typical 1.0 to 2.0)."})
+                                  "(paper: 1.5; typical 1.0 to 2.0). 1 skips the unconditional prediction."})
+SCHEDULE_INPUTS = {
+    "text_cfg_schedule": ("IP2P_CFG_SCHEDULE", {"tooltip": "Optional: per-step text scales from an IP2P Guidance "
+                                                           "Schedule node; replaces text_cfg."}),
+    "image_cfg_schedule": ("IP2P_CFG_SCHEDULE", {"tooltip": "Optional: per-step image scales from an IP2P Guidance "
+                                                            "Schedule node; replaces image_cfg."}),
+    "guidance_rescale": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.05,
+                                   "tooltip": "Rescales the guided prediction's spread to the instruction "
+                                              "prediction's (Lin et al.) against over-saturation at high text_cfg. "
+                                              "0 = off; 0.7 is typical."}),
+}
 
 
 class IP2PGuider:
@@ -77,15 +126,18 @@ class IP2PGuider:
             "negative": ("CONDITIONING", {"tooltip": "From IP2P Encode: the negative text with the image."}),
             "text_cfg": TEXT_CFG,
             "image_cfg": IMAGE_CFG,
-        }}
+        }, "optional": SCHEDULE_INPUTS}
 
-    def get_guider(self, model, positive, negative, text_cfg, image_cfg):
-        return (make_guider(model, positive, negative, text_cfg, image_cfg),)
+    def get_guider(self, model, positive, negative, text_cfg, image_cfg, text_cfg_schedule=None,
+                   image_cfg_schedule=None, guidance_rescale=0.0):
+        return (make_guider(model, positive, negative, text_cfg_schedule or CfgSchedule("constant", text_cfg),
+                            image_cfg_schedule or CfgSchedule("constant", image_cfg), guidance_rescale),)
 
 
-def make_guider(model, positive, negative, text_cfg: float, image_cfg: float) -> DualCFGGuider:
+def make_guider(model, positive, negative, text_cfg: CfgSchedule, image_cfg: CfgSchedule,
+                rescale: float = 0.0) -> DualCFGGuider:
     require_ip2p_model(model)
     guider = DualCFGGuider(model)
     guider.set_conds(positive, negative)
-    guider.set_cfg(text_cfg, image_cfg)
+    guider.set_cfg(text_cfg, image_cfg, rescale)
     return guider

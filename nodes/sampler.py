@@ -1,8 +1,9 @@
 """IP2P Sampler: the whole dual-CFG edit in one node, like KSampler for IP2P.
 
 The starting latent comes from the conditionings: at denoise 1 pure noise (as diffusers and
-the paper), below 1 the encoded input image, so partial edits start from the picture
-rather than from an empty latent.
+the paper), below 1 or with a mask the encoded input image, so partial and masked edits
+start from the picture. Batch item i gets the noise of seed + i, so any item can be
+re-made alone.
 """
 import comfy.model_management
 import comfy.sample
@@ -10,9 +11,11 @@ import comfy.samplers
 import latent_preview
 import torch
 
+from ..ip2p_core.errors import IP2PUserError
+from ..ip2p_core.schedule import CfgSchedule
 from . import host
-from .conditioning import image_latent
-from .guider import IMAGE_CFG, TEXT_CFG, make_guider
+from .conditioning import DECODE_KEYS, MASK_KEY, image_latent, option
+from .guider import IMAGE_CFG, SCHEDULE_INPUTS, TEXT_CFG, make_guider
 
 
 class IP2PSampler:
@@ -21,7 +24,8 @@ class IP2PSampler:
     CATEGORY = "InstructPix2Pix/sampling"
     RETURN_TYPES = ("LATENT",)
     RETURN_NAMES = ("latent",)
-    OUTPUT_TOOLTIPS = ("The edited latent: decode it with VAE Decode.",)
+    OUTPUT_TOOLTIPS = ("The edited latent (batch order: image i with instruction i). Decode it with IP2P Decode "
+                       "to get the input's exact size back.",)
     FUNCTION = "sample"
 
     @classmethod
@@ -31,7 +35,8 @@ class IP2PSampler:
             "positive": ("CONDITIONING", {"tooltip": "From IP2P Encode: the instruction with the image."}),
             "negative": ("CONDITIONING", {"tooltip": "From IP2P Encode: the negative text with the image."}),
             "seed": ("INT", {"default": 0, "min": 0, "max": 0xffffffffffffffff, "control_after_generate": True,
-                             "tooltip": "Noise seed: the same seed and settings give the same edit."}),
+                             "tooltip": "Noise seed: the same seed and settings give the same edit. Batch item i "
+                                        "uses seed + i."}),
             "steps": ("INT", {"default": 20, "min": 1, "max": 10000,
                               "tooltip": "Denoising steps (paper: 100; 20 to 50 is usually enough)."}),
             "text_cfg": TEXT_CFG,
@@ -42,16 +47,34 @@ class IP2PSampler:
             "denoise": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01,
                                   "tooltip": "1 = full edit from noise. Below 1 starts from the input image and "
                                              "changes it less."}),
-        }}
+        }, "optional": SCHEDULE_INPUTS}
 
-    def sample(self, model, positive, negative, seed, steps, text_cfg, image_cfg, sampler_name, scheduler, denoise):
-        guider = make_guider(model, positive, negative, text_cfg, image_cfg)
+    def sample(self, model, positive, negative, seed, steps, text_cfg, image_cfg, sampler_name, scheduler, denoise,
+               text_cfg_schedule=None, image_cfg_schedule=None, guidance_rescale=0.0):
+        guider = make_guider(model, positive, negative, text_cfg_schedule or CfgSchedule("constant", text_cfg),
+                             image_cfg_schedule or CfgSchedule("constant", image_cfg), guidance_rescale)
         image = image_latent(positive, "positive")
-        start = image.clone() if denoise < 1.0 else torch.zeros_like(image)
+        mask = option(positive, MASK_KEY)
+        batch = edit_batch_size(image.shape[0], positive[0][0].shape[0], negative[0][0].shape[0])
+        start = image if denoise < 1.0 or mask is not None else torch.zeros_like(image)
+        start = start.repeat(batch // start.shape[0], 1, 1, 1)
         sigmas = comfy.samplers.KSampler(model, steps=steps, device=model.load_device, sampler=sampler_name,
                                          scheduler=scheduler, denoise=denoise, model_options=model.model_options).sigmas
-        noise = comfy.sample.prepare_noise(start, seed)
+        noise = torch.cat([comfy.sample.prepare_noise(start[i:i + 1], seed + i) for i in range(batch)])
         callback = latent_preview.prepare_callback(model, sigmas.shape[-1] - 1)
-        samples = guider.sample(noise, start, comfy.samplers.sampler_object(sampler_name), sigmas,
+        samples = guider.sample(noise, start, comfy.samplers.sampler_object(sampler_name), sigmas, denoise_mask=mask,
                                 callback=callback, disable_pbar=host.progress_bar_disabled(), seed=seed)
-        return ({"samples": samples.to(comfy.model_management.intermediate_device())},)
+        out = {"samples": samples.to(comfy.model_management.intermediate_device())}
+        out.update({key: option(positive, key) for key in DECODE_KEYS if option(positive, key) is not None})
+        return (out,)
+
+
+def edit_batch_size(images: int, instructions: int, negatives: int) -> int:
+    """One edit per image, per instruction, or per matching pair; anything else is ambiguous."""
+    batch = max(images, instructions)
+    if images not in (1, batch) or instructions not in (1, batch):
+        raise IP2PUserError(f"{instructions} instructions for {images} images: give one instruction for all images, "
+                            "one image for all instructions, or as many instructions as images")
+    if negatives not in (1, batch):
+        raise IP2PUserError(f"{negatives} negative prompts for a batch of {batch}: give one negative prompt")
+    return batch

@@ -26,6 +26,8 @@ DAMAGED_CKPT = "damaged.safetensors"
 GONE_CKPT = "gone.safetensors"
 SMALL_IMAGE = "small.png"  # 64x48: latent 8x6
 ODD_IMAGE = "odd.png"  # 61x45: not multiples of 8
+SMALL_MASK = "small_mask.png"  # the example's sky, 64x48
+OTHER_IMAGE = "other.png"  # 64x48, another picture, for batches
 
 
 @pytest.fixture(scope="session")
@@ -47,6 +49,10 @@ def test_images(tmp_path_factory):
     for name, size in ((SMALL_IMAGE, (64, 48)), (ODD_IMAGE, (61, 45))):
         paths[name] = folder / name
         example.resize(size, Image.LANCZOS).save(paths[name])
+    paths[OTHER_IMAGE] = folder / OTHER_IMAGE
+    example.crop((256, 0, 512, 192)).resize((64, 48), Image.LANCZOS).save(paths[OTHER_IMAGE])
+    paths[SMALL_MASK] = folder / SMALL_MASK
+    Image.open(REPO / "examples" / "landscape_sky_mask.png").resize((64, 48), Image.NEAREST).save(paths[SMALL_MASK])
     return paths
 
 
