@@ -12,6 +12,7 @@ CHECKPOINT_LOADERS = ("IP2PCheckpointLoader", "CheckpointLoaderSimple")
 SEED_INPUTS = {"IP2PSampler": "seed", "KSampler": "seed", "RandomNoise": "noise_seed"}
 STEPS_INPUTS = {"IP2PSampler": "steps", "KSampler": "steps", "BasicScheduler": "steps"}
 IMAGE_ENCODERS = ("IP2PEncode", "InstructPixToPixConditioning")
+PACK_ENCODERS = ("IP2PEncode", "IP2PEncodeText")
 
 Prompt = dict[str, dict[str, Any]]
 
@@ -25,7 +26,8 @@ def load_workflow(path: Path) -> Prompt:
 
 def with_inputs(prompt: Prompt, *, checkpoint: Optional[str] = None, image: Optional[str] = None,
                 instruction: Optional[str] = None, seed: Optional[int] = None,
-                steps: Optional[int] = None) -> Prompt:
+                steps: Optional[int] = None, mask: Optional[str] = None,
+                resolution: Optional[int] = None) -> Prompt:
     """A copy of `prompt` with the given values set wherever the graph takes them."""
     out = copy.deepcopy(prompt)
     for node in out.values():
@@ -34,6 +36,10 @@ def with_inputs(prompt: Prompt, *, checkpoint: Optional[str] = None, image: Opti
             inputs["ckpt_name"] = checkpoint
         if image is not None and kind == "LoadImage":
             inputs["image"] = image
+        if mask is not None and kind == "LoadImageMask":
+            inputs["image"] = mask
+        if resolution is not None and kind in PACK_ENCODERS:
+            inputs["resolution"] = resolution
         if instruction is not None and kind == "IP2PEncodeText":
             inputs["instruction"] = instruction
         if seed is not None and kind in SEED_INPUTS:

@@ -19,16 +19,36 @@ def encoded(ckpt: str, image: str, instruction: str, loader: str = "IP2PCheckpoi
 
 def pack_edit(ckpt: str, image: str, instruction: str, *, seed: int, steps: int, text_cfg: float,
               image_cfg: float, sampler: str = "euler", scheduler: str = "simple", denoise: float = 1.0,
-              loader: str = "IP2PCheckpointLoader") -> dict:
-    """The pack's path: IP2P Encode -> IP2P Sampler -> SaveLatent."""
-    return {**encoded(ckpt, image, instruction, loader),
-            "5": {"class_type": "IP2PEncode", "inputs": {"positive": ["3", 0], "negative": ["4", 0],
-                                                        "vae": ["1", 2], "image": ["2", 0]}},
-            "6": {"class_type": "IP2PSampler", "inputs": {
-                "model": ["1", 0], "positive": ["5", 0], "negative": ["5", 1], "seed": seed, "steps": steps,
-                "text_cfg": text_cfg, "image_cfg": image_cfg, "sampler_name": sampler, "scheduler": scheduler,
-                "denoise": denoise}},
-            "7": {"class_type": "SaveLatent", "inputs": {"samples": ["6", 0], "filename_prefix": "pack"}}}
+              loader: str = "IP2PCheckpointLoader", encode: dict | None = None, sampling: dict | None = None,
+              nodes: dict | None = None, decode: bool = False) -> dict:
+    """The pack's path: IP2P Encode -> IP2P Sampler -> SaveLatent (or IP2P Decode -> SaveImage).
+
+    `encode` and `sampling` add inputs to the encode and sampler nodes, `nodes` adds nodes
+    (ids from "20" up) that those inputs may link to.
+    """
+    graph = {**encoded(ckpt, image, instruction, loader),
+             "5": {"class_type": "IP2PEncode", "inputs": {"positive": ["3", 0], "negative": ["4", 0],
+                                                         "vae": ["1", 2], "image": ["2", 0], **(encode or {})}},
+             "6": {"class_type": "IP2PSampler", "inputs": {
+                 "model": ["1", 0], "positive": ["5", 0], "negative": ["5", 1], "seed": seed, "steps": steps,
+                 "text_cfg": text_cfg, "image_cfg": image_cfg, "sampler_name": sampler, "scheduler": scheduler,
+                 "denoise": denoise, **(sampling or {})}},
+             **(nodes or {})}
+    if decode:
+        graph["7"] = {"class_type": "IP2PDecode", "inputs": {"samples": ["6", 0], "vae": ["1", 2]}}
+        graph["8"] = {"class_type": "SaveImage", "inputs": {"images": ["7", 0], "filename_prefix": "pack"}}
+    else:
+        graph["7"] = {"class_type": "SaveLatent", "inputs": {"samples": ["6", 0], "filename_prefix": "pack"}}
+    return graph
+
+
+def instruction_lines(graph: dict, lines: list[str], per_line: bool = True) -> dict:
+    """Swaps a pack_edit graph's encode for IP2P Encode (Instruction) with these instruction lines."""
+    inputs = {k: v for k, v in graph["5"]["inputs"].items() if k not in ("positive", "negative")}
+    graph["5"] = {"class_type": "IP2PEncodeText", "inputs": {
+        **inputs, "clip": ["1", 1], "instruction": "\n".join(lines), "negative": "",
+        "one_instruction_per_line": per_line}}
+    return graph
 
 
 def native_edit(ckpt: str, image: str, instruction: str, *, seed: int, steps: int, text_cfg: float,

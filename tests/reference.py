@@ -52,8 +52,14 @@ def pipeline_latent(diffusers_dir: Path, image: Path, prompt: str, seed: int, st
 
 
 def formula_latent(diffusers_dir: Path, image: Path, prompt: str, seed: int, steps: int,
-                   text_cfg: float, image_cfg: float) -> torch.Tensor:
-    """Euler with `uncond + image_cfg*(image - uncond) + text_cfg*(full - image)` spelled out."""
+                   text_cfg, image_cfg, rescale: float = 0.0) -> torch.Tensor:
+    """Euler with `uncond + image_cfg*(image - uncond) + text_cfg*(full - image)` spelled out.
+
+    A scale may be a list with one value per step; `rescale` is diffusers' guidance_rescale
+    (std of the guided eps brought back to the full prediction's, blended by `rescale`).
+    """
+    text_cfgs = text_cfg if isinstance(text_cfg, list) else [text_cfg] * steps
+    image_cfgs = image_cfg if isinstance(image_cfg, list) else [image_cfg] * steps
     pipe = pipeline(diffusers_dir)
     picture = Image.open(image).convert("RGB")
     pixels = torch.from_numpy(np.asarray(picture, dtype=np.float32) / 255.0).permute(2, 0, 1)[None] * 2 - 1
@@ -63,12 +69,15 @@ def formula_latent(diffusers_dir: Path, image: Path, prompt: str, seed: int, ste
         text, empty = pipe.text_encoder(texts)[0].chunk(2)
         scheduler = pipe.scheduler
         x = _start(pipe, comfy_noise(image_latent.shape, seed), steps) * scheduler.init_noise_sigma
-        for t in scheduler.timesteps:
+        for t, text_cfg, image_cfg in zip(scheduler.timesteps, text_cfgs, image_cfgs):
             scaled = scheduler.scale_model_input(x, t)
             batch = torch.cat([scaled] * 3)
             images = torch.cat([image_latent, image_latent, torch.zeros_like(image_latent)])
             full, with_image, uncond = pipe.unet(torch.cat([batch, images], 1), t,
                                                  encoder_hidden_states=torch.cat([text, empty, empty])).sample.chunk(3)
             eps = uncond + image_cfg * (with_image - uncond) + text_cfg * (full - with_image)
+            if rescale:
+                rescaled = eps * full.std(dim=(1, 2, 3), keepdim=True) / eps.std(dim=(1, 2, 3), keepdim=True)
+                eps = rescale * rescaled + (1 - rescale) * eps
             x = scheduler.step(eps, t, x).prev_sample
     return x / SCALING

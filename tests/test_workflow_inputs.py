@@ -29,3 +29,11 @@ def test_ui_format_file_is_refused_with_a_hint(tmp_path):
     path.write_text('{"nodes": [], "links": []}')
     with pytest.raises(ValueError, match="not an API-format workflow"):
         load_workflow(path)
+
+
+def test_mask_and_resolution_reach_their_nodes():
+    prompt = load_workflow(REPO / "workflows" / "masked_edit.api.json")
+    out = with_inputs(prompt, mask="m.png", resolution=256)
+    kinds = {node["class_type"]: node["inputs"] for node in out.values()}
+    assert kinds["LoadImageMask"]["image"] == "m.png"
+    assert kinds["IP2PEncodeText"]["resolution"] == 256
