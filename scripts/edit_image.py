@@ -60,6 +60,9 @@ def main(argv=None) -> int:
     parser.add_argument("--checkpoint", type=Path, help="an IP2P checkpoint file")
     parser.add_argument("--steps", type=int, help="default: the workflow's")
     parser.add_argument("--seed", type=int, help="default: the workflow's")
+    parser.add_argument("--resolution", type=int, help="working resolution, longest side in px (0: the input's)")
+    parser.add_argument("--mask", type=Path, help="mask image (white = edit) for workflows with Load Image Mask, "
+                                                  "e.g. examples/landscape_sky_mask.png")
     parser.add_argument("--output", type=Path, default=REPO_ROOT / "output", help="folder for the result")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -67,13 +70,17 @@ def main(argv=None) -> int:
     if not args.image.is_file():
         raise SystemExit(f"--image {args.image}: no such file")
     workflow = load_workflow(args.workflow)
+    needs_mask = any(node["class_type"] == "LoadImageMask" for node in workflow.values())
+    if needs_mask and (args.mask is None or not args.mask.is_file()):
+        raise SystemExit(f"{args.workflow.name} edits inside a mask: pass --mask PATH (an existing image file)")
     checkpoint = find_checkpoint(args.checkpoint) or generated_checkpoint()
     with tempfile.TemporaryDirectory(prefix="ip2p-host-") as work, ComfyHost(work) as host:
         log.info("ComfyUI (%s) started in %.1f s; editing %s with %s", host.kind, host.startup_seconds,
                  args.image.name, checkpoint.name)
         prompt = with_inputs(workflow, checkpoint=host.add_model("checkpoints", checkpoint),
                              image=host.add_input(args.image), instruction=args.instruction,
-                             seed=args.seed, steps=args.steps)
+                             seed=args.seed, steps=args.steps, resolution=args.resolution,
+                             mask=host.add_input(args.mask) if needs_mask else None)
         try:
             outputs = host.run(prompt)
         except HostError as exc:
