@@ -21,7 +21,7 @@ fp32 in the LDM file (ComfyUI then runs it in fp32 on the CPU); the diffusers fo
 all fp32 because that is what `from_pretrained` loads by default.
 
 Builds are cached under `cache_root/<factory_version()>/`; the version hashes this file
-and `ldm_keys.py`, so editing the factory invalidates old builds. A build is written to a
+and `ip2p_core/diffusers_to_ldm.py`, so editing the factory invalidates old builds. A build is written to a
 temporary directory and renamed into place, so a half-written model is never used.
 """
 from __future__ import annotations
@@ -36,6 +36,7 @@ import math
 import os
 import re
 import shutil
+import sys
 import tempfile
 import time
 import zlib
@@ -46,7 +47,10 @@ from typing import Any, Literal
 
 import torch
 
-from ldm_keys import ldm_checkpoint
+if str(Path(__file__).resolve().parent.parent) not in sys.path:  # run as a script: find ip2p_core
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from ip2p_core.diffusers_to_ldm import ldm_checkpoint  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +153,7 @@ def factory_version() -> str:
     """Cache directory name: changes whenever this file or the key mapping changes."""
     digest = hashlib.sha256()
     here = Path(__file__).resolve().parent
-    for name in ("model_factory.py", "ldm_keys.py"):
+    for name in ("model_factory.py", "../ip2p_core/diffusers_to_ldm.py"):
         digest.update((here / name).read_bytes())
     return f"v{FACTORY_VERSION}-{digest.hexdigest()[:12]}"
 

@@ -1,7 +1,8 @@
-"""diffusers -> LDM ("original Stable Diffusion") state-dict key mapping for test models.
+"""diffusers -> LDM ("original Stable Diffusion") state-dict key mapping.
 
-Test models are built with diffusers and must also exist as LDM single files, the format
-ComfyUI's checkpoint loader and model detection read. The mapping follows the layout of
+ComfyUI detects SD1.5 InstructPix2Pix only from LDM-layout UNets, while IP2P models are
+often published as diffusers folders (MagicBrush, timbrooks/instruct-pix2pix); the loaders
+convert those, and the test-model factory writes LDM single files with it. The mapping follows the layout of
 diffusers' `convert_diffusers_to_original_stable_diffusion.py`, but is computed from the
 model config so it holds for any number of levels and `layers_per_block` (the tiny test
 UNet has two levels, SD1.5 has four). Every key must map: an unknown key raises KeyError
