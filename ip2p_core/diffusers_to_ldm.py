@@ -139,9 +139,10 @@ def vae_key_to_ldm(key: str, config: Mapping[str, Any]) -> str:
     raise KeyError(f"no LDM name for VAE key {key!r}")
 
 
-def unet_to_ldm(state_dict: Mapping[str, Tensor], config: Mapping[str, Any]) -> dict[str, Tensor]:
-    """A diffusers UNet state dict in LDM layout, keys prefixed `model.diffusion_model.`."""
-    return _mapped(state_dict, lambda k: UNET_PREFIX + unet_key_to_ldm(k, config))
+def unet_to_ldm(state_dict: Mapping[str, Tensor], config: Mapping[str, Any],
+                prefix: str = UNET_PREFIX) -> dict[str, Tensor]:
+    """A diffusers UNet state dict in LDM layout, keys prefixed `prefix` (a single file's by default)."""
+    return _mapped(state_dict, lambda k: prefix + unet_key_to_ldm(k, config))
 
 
 def vae_to_ldm(state_dict: Mapping[str, Tensor], config: Mapping[str, Any]) -> dict[str, Tensor]:
@@ -187,3 +188,33 @@ def _mapped(state_dict: Mapping[str, Tensor], rename: Callable[[str], str]) -> d
             raise KeyError(f"two keys map to {new!r}")
         out[new] = value
     return out
+
+
+_DOWN_RE = re.compile(r"^down_blocks\.(\d+)\.(resnets|attentions)\.(\d+)\.")
+_UP_RE = re.compile(r"^up_blocks\.(\d+)\.attentions\.")
+
+
+def infer_unet_config(keys) -> dict[str, Any]:
+    """The parts of a diffusers UNet config the mapping needs, read from its weight names.
+
+    UNet-only files often come without their config.json.
+    """
+    levels: dict[int, set] = {}
+    resnets: dict[int, int] = {}
+    for key in keys:
+        m = _DOWN_RE.match(key)
+        if m:
+            level, kind, index = int(m.group(1)), m.group(2), int(m.group(3))
+            levels.setdefault(level, set()).add(kind)
+            if kind == "resnets":
+                resnets[level] = max(resnets.get(level, 0), index + 1)
+    if not levels:
+        raise KeyError("no down_blocks.* weights: not a diffusers UNet")
+    count = max(levels) + 1
+    up_attention = {int(m.group(1)) for m in map(_UP_RE.match, keys) if m}
+    return {
+        "down_block_types": ["CrossAttnDownBlock2D" if "attentions" in levels.get(i, ()) else "DownBlock2D"
+                             for i in range(count)],
+        "up_block_types": ["CrossAttnUpBlock2D" if i in up_attention else "UpBlock2D" for i in range(count)],
+        "layers_per_block": [resnets.get(i, 0) for i in range(count)],
+    }

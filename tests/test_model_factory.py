@@ -360,3 +360,10 @@ def test_corrupt_checkpoint_is_unreadable(kind: str, tmp_path: Path) -> None:
     assert path.is_file() and path.stat().st_size < 4096
     with pytest.raises(SafetensorError):  # already when opening, so shape-only readers fail too
         safe_open(str(path), framework="pt")
+
+
+def test_unet_config_inferred_from_weight_names_converts_like_the_real_config(ip2p: TinyModel) -> None:
+    state = load_file(str(ip2p.diffusers_dir / "unet" / "diffusion_pytorch_model.safetensors"))
+    inferred = ldm_keys.infer_unet_config(state.keys())
+    assert inferred["layers_per_block"] == [1, 1]
+    assert ldm_keys.unet_to_ldm(state, inferred).keys() == ldm_keys.unet_to_ldm(state, ip2p.unet_config).keys()

@@ -1,0 +1,48 @@
+import json
+
+import pytest
+
+from ip2p_core.diffusers_folder import find_parts
+from ip2p_core.errors import IP2PUserError
+
+
+def make_folder(root, parts=("unet", "vae", "text_encoder"), weights=True, sdxl=False):
+    (root / "model_index.json").write_text("{}")
+    for part in parts:
+        (root / part).mkdir()
+        if weights:
+            name = "model.safetensors" if part.startswith("text_encoder") else "diffusion_pytorch_model.safetensors"
+            (root / part / name).write_bytes(b"")
+    if "unet" in parts:
+        (root / "unet" / "config.json").write_text(json.dumps({"addition_embed_type": "text_time" if sdxl else None}))
+    return root
+
+
+def test_sd15_folder_parts_are_found(tmp_path):
+    parts = find_parts(make_folder(tmp_path))
+    assert parts.unet.name == "diffusion_pytorch_model.safetensors" and len(parts.text_encoders) == 1
+    assert not parts.is_sdxl
+
+
+def test_sdxl_folder_has_two_text_encoders(tmp_path):
+    parts = find_parts(make_folder(tmp_path, ("unet", "vae", "text_encoder", "text_encoder_2"), sdxl=True))
+    assert [p.parent.name for p in parts.text_encoders] == ["text_encoder", "text_encoder_2"] and parts.is_sdxl
+
+
+def test_folder_without_model_index_says_what_layout_is_expected(tmp_path):
+    with pytest.raises(IP2PUserError, match="has no model_index.json.*unet/, vae/, text_encoder/"):
+        find_parts(tmp_path)
+
+
+def test_missing_subfolder_is_named(tmp_path):
+    with pytest.raises(IP2PUserError, match="has no vae/ subfolder"):
+        find_parts(make_folder(tmp_path, ("unet", "text_encoder")))
+
+
+def test_missing_weights_and_shards_are_named(tmp_path):
+    folder = make_folder(tmp_path, weights=False)
+    with pytest.raises(IP2PUserError, match="unet has no weights file"):
+        find_parts(folder)
+    (folder / "unet" / "diffusion_pytorch_model.safetensors.index.json").write_text("{}")
+    with pytest.raises(IP2PUserError, match="unet holds sharded weights"):
+        find_parts(folder)
