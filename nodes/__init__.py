@@ -3,8 +3,10 @@ from .color import IP2PColorMatch
 from .decode import IP2PDecode
 from .encode import IP2PEncode, IP2PEncodeText
 from .guider import IP2PGuider
-from .loader import IP2PCheckpointLoader
+from .loader import IP2PCheckpointLoader, IP2PDiffusersLoader, IP2PUNetLoader
+from .make_model import IP2PAddDifference, IP2PFromSDModel
 from .sampler import IP2PSampler
+from .save import IP2PSaveCheckpoint
 from .schedule import IP2PGuidanceSchedule
 
 # Node ids are saved in users' workflows: never rename one, add a new id instead.
@@ -17,6 +19,11 @@ NODE_CLASS_MAPPINGS = {
     "IP2PDecode": IP2PDecode,
     "IP2PColorMatch": IP2PColorMatch,
     "IP2PGuidanceSchedule": IP2PGuidanceSchedule,
+    "IP2PUNetLoader": IP2PUNetLoader,
+    "IP2PDiffusersLoader": IP2PDiffusersLoader,
+    "IP2PFromSDModel": IP2PFromSDModel,
+    "IP2PAddDifference": IP2PAddDifference,
+    "IP2PSaveCheckpoint": IP2PSaveCheckpoint,
 }
 
 NODE_DISPLAY_NAME_MAPPINGS = {
@@ -28,4 +35,9 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "IP2PDecode": "IP2P Decode",
     "IP2PColorMatch": "IP2P Color Match",
     "IP2PGuidanceSchedule": "IP2P Guidance Schedule",
+    "IP2PUNetLoader": "IP2P UNet Loader",
+    "IP2PDiffusersLoader": "IP2P Diffusers Loader",
+    "IP2PFromSDModel": "IP2P from SD Model (widen conv_in)",
+    "IP2PAddDifference": "IP2P Add Difference (merge a fine-tune)",
+    "IP2PSaveCheckpoint": "IP2P Save Checkpoint",
 }

