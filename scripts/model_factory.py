@@ -12,6 +12,8 @@ so both are generated from fixed seeds:
   unit scale, but a random UNet does not denoise: sampled latents keep roughly the
   starting noise scale (std about 15-25 after 10 Euler steps). Compare them with each
   other, never against "clean" values.
+* `build_sd15_full_ip2p`: the same recipe with the real SD1.5 UNet (about 860M parameters,
+  3.4 GB in fp32) for benchmarks; tests use the tiny one.
 * VAE and CLIP-L text encoder: full SD1.5 shapes, because ComfyUI builds those from
   fixed configs rather than from the checkpoint's shapes.
 
@@ -67,6 +69,7 @@ NORM_WEIGHT_JITTER = 0.1
 BIAS_STD = 0.02
 
 CHECKPOINT_NAMES = {8: "tiny_sd15_ip2p.safetensors", 4: "tiny_sd15.safetensors"}
+FULL_CHECKPOINT_NAME = "sd15_full_ip2p.safetensors"
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,19 @@ def sd15_unet_config(in_channels: int = 8) -> dict[str, Any]:
         "norm_num_groups": 32,
         "flip_sin_to_cos": True,
         "freq_shift": 0,
+    }
+
+
+def sd15_full_unet_config(in_channels: int = 8) -> dict[str, Any]:
+    """diffusers kwargs for the real SD1.5 UNet: four levels (320, 640, 1280, 1280), two res
+    blocks each, attention at the first three (about 860M parameters). For benchmarks, where
+    the tiny UNet's cost would not say anything about real edits."""
+    return {
+        **sd15_unet_config(in_channels),
+        "down_block_types": ["CrossAttnDownBlock2D"] * 3 + ["DownBlock2D"],
+        "up_block_types": ["UpBlock2D"] + ["CrossAttnUpBlock2D"] * 3,
+        "block_out_channels": [320, 640, 1280, 1280],
+        "layers_per_block": 2,
     }
 
 
@@ -175,8 +191,23 @@ def build_sd15_ip2p(cache_root: Path = DEFAULT_CACHE_ROOT, in_channels: int = 8)
     if in_channels not in CHECKPOINT_NAMES:
         raise ValueError(f"in_channels must be one of {sorted(CHECKPOINT_NAMES)}, got {in_channels}")
     name = "sd15_ip2p" if in_channels == 8 else f"sd15_in{in_channels}"
+    return _build_cached(cache_root, name, lambda root: _describe(root, name, in_channels))
+
+
+def build_sd15_full_ip2p(cache_root: Path = DEFAULT_CACHE_ROOT) -> TinyModel:
+    """An IP2P model with the full SD1.5 UNet (`sd15_full_unet_config`), random weights made
+    as for the tiny one, built once and cached (about 7.5 GB: the UNet is fp32 in both formats)."""
+    name = "sd15_full_ip2p"
+
+    def describe(root: Path) -> TinyModel:
+        return _describe(root, name, 8, unet_config=sd15_full_unet_config(8), checkpoint_name=FULL_CHECKPOINT_NAME)
+
+    return _build_cached(cache_root, name, describe)
+
+
+def _build_cached(cache_root: Path, name: str, describe) -> TinyModel:
     version_dir = Path(cache_root).resolve() / factory_version()
-    model = _describe(version_dir / name, name, in_channels)
+    model = describe(version_dir / name)
     if _is_complete(model):
         return model
     version_dir.mkdir(parents=True, exist_ok=True)
@@ -189,7 +220,7 @@ def build_sd15_ip2p(cache_root: Path = DEFAULT_CACHE_ROOT, in_channels: int = 8)
         os.chmod(tmp, 0o755)  # mkdtemp's 0700 would survive the rename
         try:
             started = time.monotonic()
-            _build_into(tmp, _describe(tmp, name, in_channels))
+            _build_into(tmp, describe(tmp))
             if model.root.exists():  # a stale, incomplete build left by an older crash
                 shutil.rmtree(model.root)
             os.replace(tmp, model.root)
@@ -249,14 +280,15 @@ def write_corrupt_checkpoint(path: Path, kind: Literal["truncated", "garbage"] =
 # -- building ---------------------------------------------------------------------------
 
 
-def _describe(root: Path, name: str, in_channels: int) -> TinyModel:
+def _describe(root: Path, name: str, in_channels: int, unet_config: dict[str, Any] | None = None,
+              checkpoint_name: str | None = None) -> TinyModel:
     return TinyModel(
         name=name,
         in_channels=in_channels,
         root=root,
-        checkpoint=root / CHECKPOINT_NAMES[in_channels],
+        checkpoint=root / (checkpoint_name or CHECKPOINT_NAMES[in_channels]),
         diffusers_dir=root / "diffusers",
-        unet_config=sd15_unet_config(in_channels),
+        unet_config=unet_config or sd15_unet_config(in_channels),
         vae_config=sd15_vae_config(),
         text_encoder_config=sd15_text_encoder_config(),
         scheduler_config=sd15_scheduler_config(),
