@@ -8,7 +8,15 @@ import json
 from pathlib import Path
 from typing import Any, Optional
 
-CHECKPOINT_LOADERS = ("IP2PCheckpointLoader", "CheckpointLoaderSimple")
+# Which input of which loader node takes each kind of model file.
+MODEL_FILES = {
+    "checkpoint": ("IP2PCheckpointLoader", "ckpt_name"),
+    "sd_checkpoint": ("CheckpointLoaderSimple", "ckpt_name"),
+    "diffusers": ("IP2PDiffusersLoader", "model_path"),
+    "unet": ("IP2PUNetLoader", "unet_name"),
+    "clip": ("CLIPLoader", "clip_name"),
+    "vae": ("VAELoader", "vae_name"),
+}
 SEED_INPUTS = {"IP2PSampler": "seed", "KSampler": "seed", "RandomNoise": "noise_seed"}
 STEPS_INPUTS = {"IP2PSampler": "steps", "KSampler": "steps", "BasicScheduler": "steps"}
 IMAGE_ENCODERS = ("IP2PEncode", "InstructPixToPixConditioning")
@@ -24,16 +32,24 @@ def load_workflow(path: Path) -> Prompt:
     return prompt
 
 
-def with_inputs(prompt: Prompt, *, checkpoint: Optional[str] = None, image: Optional[str] = None,
-                instruction: Optional[str] = None, seed: Optional[int] = None,
-                steps: Optional[int] = None, mask: Optional[str] = None,
-                resolution: Optional[int] = None) -> Prompt:
-    """A copy of `prompt` with the given values set wherever the graph takes them."""
+def with_inputs(prompt: Prompt, *, image: Optional[str] = None, instruction: Optional[str] = None,
+                seed: Optional[int] = None, steps: Optional[int] = None, mask: Optional[str] = None,
+                resolution: Optional[int] = None, **model_files: Optional[str]) -> Prompt:
+    """A copy of `prompt` with the given values set wherever the graph takes them.
+
+    `model_files` names files by kind (the keys of MODEL_FILES): `checkpoint` goes to IP2P
+    Checkpoint Loader, `sd_checkpoint` to Load Checkpoint, `unet`, `clip`, `vae`, `diffusers`.
+    """
+    unknown = set(model_files) - set(MODEL_FILES)
+    if unknown:
+        raise TypeError(f"unknown model file kinds {sorted(unknown)}: use {sorted(MODEL_FILES)}")
     out = copy.deepcopy(prompt)
     for node in out.values():
         kind, inputs = node["class_type"], node["inputs"]
-        if checkpoint is not None and kind in CHECKPOINT_LOADERS:
-            inputs["ckpt_name"] = checkpoint
+        for file_kind, name in model_files.items():
+            loader, input_name = MODEL_FILES[file_kind]
+            if name is not None and kind == loader:
+                inputs[input_name] = name
         if image is not None and kind == "LoadImage":
             inputs["image"] = image
         if mask is not None and kind == "LoadImageMask":

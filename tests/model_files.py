@@ -1,0 +1,42 @@
+"""The test model in every file shape users have, put into the session's host.
+
+Imported as a fixture by the tests that load them and by the workflow tests, whose shipped
+workflows name these files (see with_inputs in scripts/workflow_inputs.py).
+"""
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+
+@pytest.fixture(scope="session")
+def model_files(host, tiny_ip2p, tiny_sd, tmp_path_factory):
+    """Generated model files under the names the tests load them by."""
+    folder = tmp_path_factory.mktemp("model_files")
+    unet_ldm = folder / "tiny_ip2p_unet_ldm.safetensors"
+    prefix = "model.diffusion_model."
+    save_file({k[len(prefix):]: v for k, v in load_file(str(tiny_ip2p.checkpoint)).items() if k.startswith(prefix)},
+              str(unet_ldm))
+    broken = folder / "broken_no_vae"
+    broken.mkdir()
+    shutil.copy(tiny_ip2p.diffusers_dir / "model_index.json", broken)
+    (broken / "unet").symlink_to(tiny_ip2p.diffusers_dir / "unet")
+    (broken / "text_encoder").symlink_to(tiny_ip2p.diffusers_dir / "text_encoder")
+    garbage = folder / "unknown_layout.safetensors"
+    save_file({"input_blocks.0.0.weight": torch.zeros(32, 8, 3, 3), "mystery.weight": torch.zeros(4)}, str(garbage))
+    names = {
+        "diffusers": host.add_model("diffusers", tiny_ip2p.diffusers_dir, "tiny_ip2p"),
+        "broken": host.add_model("diffusers", broken, "broken_no_vae"),
+        "unet_ldm": host.add_model("unet", unet_ldm),
+        "unet_diffusers": host.add_model("unet", tiny_ip2p.diffusers_dir / "unet" / "diffusion_pytorch_model.safetensors",
+                                         "tiny_ip2p_unet_diffusers.safetensors"),
+        "unet_sd": host.add_model("unet", tiny_sd.diffusers_dir / "unet" / "diffusion_pytorch_model.safetensors",
+                                  "tiny_sd_unet.safetensors"),
+        "unet_garbage": host.add_model("unet", garbage),
+        "clip": host.add_model("clip", tiny_ip2p.diffusers_dir / "text_encoder" / "model.safetensors", "tiny_clip_l.safetensors"),
+        "vae": host.add_model("vae", tiny_ip2p.diffusers_dir / "vae" / "diffusion_pytorch_model.safetensors",
+                              "tiny_vae.safetensors"),
+    }
+    host.object_info(refresh=True)
+    return names
