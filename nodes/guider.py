@@ -62,16 +62,18 @@ class DualCFGGuider(comfy.samplers.CFGGuider):
         return denoised
 
     def _predict(self, conds, x, timestep, model_options):
-        """[full, image, uncond] for conds [positive, image, negative].
+        """[full, image, uncond] for conds [positive, image, negative], as one host batch.
 
         Model patches read `cond_or_uncond` as 0 = made from the positive conditioning, 1 = from
         the negative (IP-Adapter indexes its (cond, uncond) embeddings with it, SAG keeps the
-        attention of the 1s). One batch would number the three predictions 0, 1, 2, so the
-        unconditional prediction runs as a second batch, in the uncond slot.
+        attention of the 1s). The host numbers the three predictions by position, 0, 1, 2; the
+        wrapper shows the model 0, 1, 1 instead, so all three still go to the UNet in one call
+        (as memory allows) rather than a batch of two and a batch of one, which costs more per
+        step (benchmarks/RESULTS.md).
         """
-        full, image = comfy.samplers.calc_cond_batch(self.inner_model, conds[:2], x, timestep, model_options)
-        uncond = comfy.samplers.calc_cond_batch(self.inner_model, [None, conds[2]], x, timestep, model_options)[1]
-        return [full, image, uncond]
+        options = {**model_options, "model_function_wrapper": _uncond_as_negative(
+            model_options.get("model_function_wrapper"))}
+        return comfy.samplers.calc_cond_batch(self.inner_model, conds, x, timestep, options)
 
     def _needed(self, text_cfg, image_cfg, model_options):
         if model_options.get("disable_cfg1_optimization", False):
@@ -81,6 +83,25 @@ class DualCFGGuider(comfy.samplers.CFGGuider):
         # rescale needs the full one.
         image = image or "sampler_cfg_function" in model_options or bool(model_options.get("sampler_post_cfg_function"))
         return uncond, image, full or bool(self.rescale)
+
+
+# calc_cond_batch's index of each conditioning in [positive, image, negative] -> what the
+# model is told: 0 = from the positive conditioning, 1 = from the negative.
+_COND_OR_UNCOND = {0: 0, 1: 1, 2: 1}
+
+
+def _uncond_as_negative(inner):
+    """A `model_function_wrapper` that relabels the unconditional prediction as an uncond (1),
+    then runs the wrapper already installed (if any) or the model."""
+    def wrapper(apply_model, args):
+        cond_or_uncond = [_COND_OR_UNCOND[i] for i in args["cond_or_uncond"]]
+        c = dict(args["c"])  # the host reads its own list back afterwards: never mutate it
+        c["transformer_options"] = {**c.get("transformer_options", {}), "cond_or_uncond": cond_or_uncond}
+        args = {**args, "c": c, "cond_or_uncond": cond_or_uncond}
+        if inner is not None:
+            return inner(apply_model, args)
+        return apply_model(args["input"], args["timestep"], **c)
+    return wrapper
 
 
 def require_ip2p_model(model):
