@@ -9,6 +9,7 @@ class IP2PColorMatch:
     CATEGORY = "InstructPix2Pix/image"
     RETURN_TYPES = ("IMAGE",)
     RETURN_NAMES = ("image",)
+    OUTPUT_TOOLTIPS = ("The edited image(s) with the source's colour statistics.",)
     FUNCTION = "match"
 
     @classmethod

@@ -8,7 +8,7 @@ class IP2PDecode:
     DESCRIPTION = ("Decodes an IP2P Sampler latent and undoes IP2P Encode's framing (padding to multiples of 8, "
                    "working resolution), so the result has exactly the input image's size and aspect ratio. "
                    "For masked edits it keeps the input's pixels outside the mask.")
-    CATEGORY = "InstructPix2Pix/conditioning"
+    CATEGORY = "InstructPix2Pix/latent"
     RETURN_TYPES = ("IMAGE",)
     RETURN_NAMES = ("image",)
     OUTPUT_TOOLTIPS = ("The edited image at the input's size.",)

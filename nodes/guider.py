@@ -137,6 +137,8 @@ class IP2PGuider:
     CATEGORY = "InstructPix2Pix/sampling"
     RETURN_TYPES = ("GUIDER",)
     RETURN_NAMES = ("guider",)
+    OUTPUT_TOOLTIPS = ("The dual-CFG guidance: connect to SamplerCustomAdvanced's guider, with IP2P Encode's "
+                       "latent as its latent_image.",)
     FUNCTION = "get_guider"
 
     @classmethod

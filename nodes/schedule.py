@@ -8,6 +8,7 @@ class IP2PGuidanceSchedule:
     CATEGORY = "InstructPix2Pix/sampling"
     RETURN_TYPES = ("IP2P_CFG_SCHEDULE",)
     RETURN_NAMES = ("schedule",)
+    OUTPUT_TOOLTIPS = ("One scale per sampler step: connect to text_cfg_schedule or image_cfg_schedule.",)
     FUNCTION = "make"
 
     @classmethod
