@@ -379,3 +379,127 @@ def randomise_(module: torch.nn.Module, seed: int) -> None:
 def _round_to_fp16_(module: torch.nn.Module) -> None:
     for param in module.parameters():
         param.data.copy_(param.data.to(torch.float16).to(param.dtype))
+
+
+# -- SDXL-family IP2P UNets: SDXL InstructPix2Pix (EPS) and CosXL Edit (EDM v-prediction) --
+#
+# ComfyUI detects `SDXL_instructpix2pix` from an LDM UNet with model_channels 320, linear
+# proj_in/proj_out, transformer depths [0, 0, 2, 2, 10, 10] over the input blocks' res blocks,
+# context 2048, adm (label_emb) input 2816 and 8 input channels; nothing else is matched. The
+# same class becomes CosXL Edit (model type V_PREDICTION_EDM, sigmas from the file) when the
+# state dict also holds `edm_vpred.sigma_max` (and `edm_vpred.sigma_min`). So the smallest UNet
+# both hosts still detect keeps 320 channels at every level (channel_mult 1, 1, 1) and the 24
+# transformer blocks of the input blocks, but has none in the output blocks and only one res
+# block in the middle: about 134M parameters (a real SDXL UNet has 2.6G), stored as fp16
+# (every weight is fp16-rounded, so nothing is lost; on the CPU ComfyUI runs it in fp32).
+#
+# The files are UNet-only, keys without the `model.diffusion_model.` prefix, for the hosts'
+# UNET loaders: the 2024 host only recognises an LDM UNet by the bare `input_blocks.0.0.weight`,
+# and upstream keeps the `edm_vpred.*` keys only when they sit beside unprefixed UNet keys (with
+# the prefix, its UNet loader filters everything else out and CosXL loads as EPS).
+
+SDXL_UNET_SEED = 4567
+COSXL_SIGMA_MIN = 0.002  # CosXL Edit's edm_vpred values
+COSXL_SIGMA_MAX = 120.0
+SDXL_UNET_FILES = {False: "tiny_sdxl_ip2p_unet.safetensors", True: "tiny_cosxl_edit_unet.safetensors"}
+# The diffusers names of SDXL's addition embedding, as LDM's label_emb Sequential numbers them.
+_SDXL_ADM_KEYS = {"add_embedding.linear_1": "label_emb.0.0", "add_embedding.linear_2": "label_emb.0.2"}
+
+
+@dataclass(frozen=True)
+class TinyUNet:
+    """One built UNet-only test model."""
+
+    name: str
+    edm: bool  # True: CosXL Edit (V_PREDICTION_EDM), False: SDXL IP2P (EPS)
+    root: Path
+    unet: Path  # UNet-only LDM file: bare keys, fp16 (+ edm_vpred.sigma_min/max for CosXL)
+    unet_config: dict[str, Any] = field(hash=False)  # UNet2DConditionModel(**unet_config) made the weights
+
+
+def sdxl_ip2p_unet_config() -> dict[str, Any]:
+    """diffusers kwargs for the smallest UNet ComfyUI detects as SDXL InstructPix2Pix (see above)."""
+    return {
+        "sample_size": 64,
+        "in_channels": 8,
+        "out_channels": 4,
+        "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
+        "up_block_types": ["UpBlock2D", "UpBlock2D", "UpBlock2D"],  # no attention: not matched on
+        "mid_block_type": "UNetMidBlock2D",  # one res block: LDM transformer_depth_middle -1
+        "block_out_channels": [320, 320, 320],
+        "layers_per_block": 2,
+        "transformer_layers_per_block": [1, 2, 10],  # ComfyUI: [0, 0, 2, 2, 10, 10]
+        "cross_attention_dim": 2048,
+        "attention_head_dim": 5,  # diffusers' name for the head count: 64 channels per head, as SDXL
+        "use_linear_projection": True,
+        "addition_embed_type": "text_time",
+        "addition_time_embed_dim": 256,
+        "projection_class_embeddings_input_dim": 2816,  # pooled CLIP-G 1280 + 6 x 256 size embeddings
+        "norm_num_groups": 32,
+        "flip_sin_to_cos": True,
+        "freq_shift": 0,
+    }
+
+
+def build_sdxl_ip2p_unet(cache_root: Path = DEFAULT_CACHE_ROOT, edm: bool = False) -> TinyUNet:
+    """The tiny SDXL IP2P UNet (EPS), or with `edm` the CosXL Edit one (same weights plus the
+    `edm_vpred.*` keys), built once and cached under `cache_root/<factory_version()>/`."""
+    name = "cosxl_edit_unet" if edm else "sdxl_ip2p_unet"
+    root = Path(cache_root).resolve() / factory_version() / name
+    model = TinyUNet(name=name, edm=edm, root=root, unet=root / SDXL_UNET_FILES[edm],
+                     unet_config=sdxl_ip2p_unet_config())
+    if model.unet.is_file():
+        return model
+    base = build_sdxl_ip2p_unet(cache_root, edm=False) if edm else None
+    root.mkdir(parents=True, exist_ok=True)
+    with _file_lock(root.parent / f".{name}.lock"):
+        if model.unet.is_file():  # another process built it while we waited
+            return model
+        started = time.monotonic()
+        if base is not None:
+            from safetensors.torch import load_file
+            state = load_file(str(base.unet))
+            state["edm_vpred.sigma_min"] = torch.tensor(COSXL_SIGMA_MIN)
+            state["edm_vpred.sigma_max"] = torch.tensor(COSXL_SIGMA_MAX)
+        else:
+            state = _sdxl_ip2p_unet_state(model.unet_config)
+        _save_atomically(state, model.unet)
+        log.info("built test model %s in %.1f s at %s", name, time.monotonic() - started, model.root)
+    return model
+
+
+def _sdxl_ip2p_unet_state(config: dict[str, Any]) -> dict[str, torch.Tensor]:
+    from diffusers import UNet2DConditionModel
+
+    from ip2p_core.diffusers_to_ldm import UNET_PREFIX, unet_to_ldm
+
+    with torch.no_grad():
+        unet = UNet2DConditionModel(**config).eval()
+        randomise_(unet, SDXL_UNET_SEED)
+        unet.conv_out.weight.mul_(UNET_CONV_OUT_GAIN)
+        _round_to_fp16_(unet)
+    weights = {k: v.to(torch.float16).contiguous() for k, v in unet.state_dict().items()}
+    adm = {}
+    for key in [k for k in weights if k.startswith("add_embedding.")]:
+        module, _, param = key.rpartition(".")
+        adm[f"{_SDXL_ADM_KEYS[module]}.{param}"] = weights.pop(key)
+    state = {k[len(UNET_PREFIX):]: v for k, v in unet_to_ldm(weights, config).items()}
+    clash = state.keys() & adm.keys()
+    if clash:
+        raise KeyError(f"LDM keys produced twice: {sorted(clash)}")
+    return {**state, **adm}
+
+
+def _save_atomically(state: dict[str, torch.Tensor], path: Path) -> None:
+    """Writes a safetensors file under a temporary name, then renames it into place."""
+    from safetensors.torch import save_file
+
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}-tmp-", dir=path.parent)
+    os.close(handle)
+    try:
+        save_file(state, tmp, metadata={"format": "pt", "ip2p_test_factory": factory_version()})
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would survive the rename
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
