@@ -41,8 +41,21 @@ def _require_ip2p(model, name: str):
     return model
 
 
-def _ldm_unet(state_dict: dict, name: str) -> dict:
-    """SD1.5-style diffusers UNets become LDM layout; SDXL ones ComfyUI detects as they are."""
+# Keys beside the UNet's that tell the host how the model samples (CosXL: edm_vpred.sigma_max).
+SAMPLING_KEYS = ("edm_vpred.", "edm_mean", "edm_std", "v_pred", "ztsnr")
+LDM_UNET_PREFIX = "model.diffusion_model."
+
+
+def _unet_weights(state_dict: dict, name: str) -> dict:
+    """The UNet's weights in a layout the host detects, with the sampling markers kept.
+
+    A UNet-only file saved from a checkpoint keeps the `model.diffusion_model.` prefix; the
+    hosts strip it but also drop `edm_vpred.*`, which turns CosXL into an EPS model silently.
+    SD1.5-style diffusers UNets become LDM layout; SDXL ones the host detects as they are.
+    """
+    if any(k.startswith(LDM_UNET_PREFIX) for k in state_dict):
+        state_dict = {k[len(LDM_UNET_PREFIX):] if k.startswith(LDM_UNET_PREFIX) else k: v
+                      for k, v in state_dict.items() if k.startswith((LDM_UNET_PREFIX,) + SAMPLING_KEYS)}
     if "conv_in.weight" not in state_dict or "add_embedding.linear_1.weight" in state_dict:
         return state_dict
     try:
@@ -99,7 +112,7 @@ class IP2PUNetLoader:
     def load(self, unet_name, weight_dtype="default"):
         path = _path(host.unet_folder(), unet_name)
         require_ip2p_unet(path)
-        state_dict = _ldm_unet(comfy.utils.load_torch_file(str(path), safe_load=True), unet_name)
+        state_dict = _unet_weights(comfy.utils.load_torch_file(str(path), safe_load=True), unet_name)
         return (_require_ip2p(host.load_unet(state_dict, weight_dtype, unet_name), unet_name),)
 
 
@@ -126,7 +139,7 @@ class IP2PDiffusersLoader:
             require_ip2p_unet(parts.unet)
         except IP2PUserError as exc:
             raise IP2PUserError(f"{name}: {exc}") from None
-        unet = _ldm_unet(comfy.utils.load_torch_file(str(parts.unet), safe_load=True), name)
+        unet = _unet_weights(comfy.utils.load_torch_file(str(parts.unet), safe_load=True), name)
         model = _require_ip2p(host.load_unet(unet, weight_dtype, name), model_path)
         clip = host.load_clip(parts.text_encoders, folder_paths.get_folder_paths("embeddings"))
         vae = comfy.sd.VAE(sd=comfy.utils.load_torch_file(str(parts.vae), safe_load=True))

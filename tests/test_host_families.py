@@ -215,3 +215,25 @@ def test_sdxl_family_files_are_cached_deterministic_and_differ_only_in_the_edm_k
                 assert stored.dtype == torch.float16
                 assert torch.equal(stored, getattr(module, param).detach().to(torch.float16))
                 assert torch.equal(edm.get_tensor(f"{name}.{param}"), stored)
+
+
+@pytest.mark.host
+def test_pack_unet_loader_keeps_cosxl_from_a_prefixed_unet_file(host, family_files, tmp_path_factory):
+    """A UNet-only file cut from a checkpoint keeps `model.diffusion_model.`; the hosts' own
+    prefix stripping drops `edm_vpred.*` with it and loads CosXL as EPS. The pack's loader must not."""
+    from safetensors.torch import load_file, save_file
+
+    folder = tmp_path_factory.mktemp("prefixed")
+    weights = load_file(str(family_files["cosxl_edit"]))
+    prefixed = {(k if k.startswith("edm_vpred.") else "model.diffusion_model." + k): v for k, v in weights.items()}
+    save_file(prefixed, str(folder / "cosxl_prefixed.safetensors"))
+    name = host.add_model("unet", folder / "cosxl_prefixed.safetensors")
+    host.object_info(refresh=True)
+    record = str(folder / "unet")
+    graph = family_graph(host, "cosxl_edit", record)
+    graph["1"] = {"class_type": "IP2PUNetLoader", "inputs": {"unet_name": name}}
+    host.run(graph)
+    with open(record + ".json") as f:
+        report = json.load(f)
+    assert (report["model_class"], report["model_type"]) == ("SDXL_instructpix2pix", "V_PREDICTION_EDM")
+    assert report["sigma_max"] == pytest.approx(COSXL_SIGMA_MAX, rel=1e-4)
