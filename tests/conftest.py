@@ -18,6 +18,7 @@ from PIL import Image  # noqa: E402
 
 from comfy_host import ComfyHost  # noqa: E402
 from model_factory import build_sd15_ip2p, build_sd15_plain, write_corrupt_checkpoint  # noqa: E402
+from patch_factory import build_patch_files  # noqa: E402
 
 MODEL_CACHE = REPO / ".cache" / "test_models"
 IP2P_CKPT = "tiny_ip2p.safetensors"
@@ -26,6 +27,12 @@ DAMAGED_CKPT = "damaged.safetensors"
 GONE_CKPT = "gone.safetensors"
 SMALL_IMAGE = "small.png"  # 64x48: latent 8x6
 ODD_IMAGE = "odd.png"  # 61x45: not multiples of 8
+# LoRAs and ControlNet for the tiny model (tests/patch_factory.py). The names workflows use
+# are those of workflows/ip2p_lora_controlnet.api.json, so the shipped file runs unchanged.
+LORA_IP2P = "ip2p_example_lora.safetensors"  # conv_in for 8 channels
+LORA_CORE = "ip2p_test_core_lora.safetensors"  # attention only
+LORA_PLAIN_SD15 = "sd15_test_lora.safetensors"  # attention + conv_in for 4 channels
+CONTROLNET = "control_v11p_sd15_canny_fp16.safetensors"
 SMALL_MASK = "small_mask.png"  # the example's sky, 64x48
 OTHER_IMAGE = "other.png"  # 64x48, another picture, for batches
 
@@ -38,6 +45,23 @@ def tiny_ip2p():
 @pytest.fixture(scope="session")
 def tiny_sd():
     return build_sd15_plain(MODEL_CACHE)
+
+
+@pytest.fixture(scope="session")
+def patch_files(tiny_ip2p):
+    return build_patch_files(tiny_ip2p, MODEL_CACHE)
+
+
+def add_models(host, tiny_ip2p, tiny_sd, patch_files, test_images):
+    """The generated checkpoints, LoRAs, ControlNet and images, under the names tests use."""
+    host.add_model("checkpoints", tiny_ip2p.checkpoint, IP2P_CKPT)
+    host.add_model("checkpoints", tiny_sd.checkpoint, SD_CKPT)
+    host.add_model("loras", patch_files.lora_ip2p, LORA_IP2P)
+    host.add_model("loras", patch_files.lora_core, LORA_CORE)
+    host.add_model("loras", patch_files.lora_plain_sd15, LORA_PLAIN_SD15)
+    host.add_model("controlnet", patch_files.controlnet, CONTROLNET)
+    for path in test_images.values():
+        host.add_input(path)
 
 
 @pytest.fixture(scope="session")
@@ -57,7 +81,7 @@ def test_images(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def host(tmp_path_factory, tiny_ip2p, tiny_sd, test_images):
+def host(tmp_path_factory, tiny_ip2p, tiny_sd, patch_files, test_images):
     # fp32 text encoder: on the CPU both hosts default to fp16 for CLIP, and the parity tests
     # compare against diffusers in fp32.
     host = ComfyHost(tmp_path_factory.mktemp("host"), extra_args=["--fp32-text-enc"])
@@ -67,8 +91,5 @@ def host(tmp_path_factory, tiny_ip2p, tiny_sd, test_images):
     write_corrupt_checkpoint(checkpoints / DAMAGED_CKPT)
     (checkpoints / GONE_CKPT).symlink_to(checkpoints / "deleted-after-listing.safetensors")
     with host:
-        host.add_model("checkpoints", tiny_ip2p.checkpoint, IP2P_CKPT)
-        host.add_model("checkpoints", tiny_sd.checkpoint, SD_CKPT)
-        for path in test_images.values():
-            host.add_input(path)
+        add_models(host, tiny_ip2p, tiny_sd, patch_files, test_images)
         yield host
