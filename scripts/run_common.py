@@ -1,0 +1,39 @@
+"""Helpers the headless runners share (scripts/edit_image.py, scripts/batch_edit.py)."""
+import logging
+from pathlib import Path
+
+from comfy_host import REPO_ROOT
+
+log = logging.getLogger("ip2p.run")
+REAL_CHECKPOINT_NAMES = ("instruct-pix2pix-00-22000.safetensors", "instruct-pix2pix-00-22000.ckpt")
+
+
+def find_checkpoint(requested):
+    """The user's checkpoint, else a known IP2P file under ./models/checkpoints, else None."""
+    if requested is not None:
+        if not requested.is_file():
+            raise SystemExit(f"--checkpoint {requested}: no such file")
+        return requested
+    for name in REAL_CHECKPOINT_NAMES:
+        candidate = REPO_ROOT / "models" / "checkpoints" / name
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def generated_checkpoint() -> Path:
+    from model_factory import build_sd15_ip2p
+
+    log.warning("No IP2P checkpoint found (looked for %s in models/checkpoints/, or pass --checkpoint): "
+                "using a GENERATED random-weight SD1.5 IP2P model. The edit runs end to end, but the "
+                "picture will be noise-like.", " or ".join(REAL_CHECKPOINT_NAMES))
+    return build_sd15_ip2p(REPO_ROOT / ".cache" / "test_models").checkpoint
+
+
+def free_name(folder: Path, stem: str, suffix: str) -> Path:
+    """`stem.suffix` in `folder`, or `stem_1.suffix`, ...: never overwrites an earlier result."""
+    path, n = folder / f"{stem}{suffix}", 0
+    while path.exists():
+        n += 1
+        path = folder / f"{stem}_{n}{suffix}"
+    return path
