@@ -1,24 +1,45 @@
-"""The shipped workflows, executed by a real ComfyUI with the pack in custom_nodes."""
+"""The shipped workflows, executed by a real ComfyUI with the pack in custom_nodes.
+
+Every JSON file in workflows/ runs: the API-format files as they are, the UI-format twins
+(what users drag onto the canvas) converted to API format as the frontend would send them.
+"""
 import numpy as np
 import pytest
+from PIL import Image
 
 from comfy_host import REPO_ROOT
 from conftest import IP2P_CKPT, ODD_IMAGE, SD_CKPT, SMALL_IMAGE, SMALL_MASK
 from host_graphs import saved_images
 from model_files import model_files  # noqa: F401 (fixture)
-from workflow_inputs import load_workflow, with_inputs
+from ui_workflow import load_any
+from workflow_inputs import with_inputs
 
 pytestmark = pytest.mark.host
 WORKFLOWS = sorted((REPO_ROOT / "workflows").glob("*.json"))
+# Input names followed from a saved image back to the picture it was made from.
+IMAGE_PATH = ("images", "image", "samples", "positive", "latent_image")
 
 
 def edit(host, workflow="basic_edit.api.json", image=SMALL_IMAGE, seed=1, instruction=None, resolution=None,
          files=None):
     """Runs a shipped workflow on the test model; `files` names the other model files it loads."""
-    prompt = with_inputs(load_workflow(REPO_ROOT / "workflows" / workflow), checkpoint=IP2P_CKPT, image=image,
-                         mask=SMALL_MASK, instruction=instruction, seed=seed, steps=3, resolution=resolution,
-                         sd_checkpoint=SD_CKPT, **(files or {}))
-    return saved_images(host, prompt)
+    return saved_images(host, prompt_for(host, workflow, image, seed, instruction, resolution, files))
+
+
+def prompt_for(host, workflow, image=SMALL_IMAGE, seed=1, instruction=None, resolution=None, files=None):
+    prompt = load_any(REPO_ROOT / "workflows" / workflow, host.object_info())
+    return with_inputs(prompt, checkpoint=IP2P_CKPT, image=image, mask=SMALL_MASK, instruction=instruction,
+                       seed=seed, steps=3, resolution=resolution, sd_checkpoint=SD_CKPT, **(files or {}))
+
+
+def scale_of(prompt, node_id):
+    """How much the image saved by `node_id` is scaled against the input picture (Upscale Image By)."""
+    node = prompt[node_id]
+    scale = node["inputs"]["scale_by"] if node["class_type"] == "ImageScaleBy" else 1.0
+    for name in IMAGE_PATH:
+        if isinstance(node["inputs"].get(name), list):
+            return scale * scale_of(prompt, node["inputs"][name][0])
+    return scale
 
 
 @pytest.mark.parametrize("workflow", WORKFLOWS, ids=[w.name for w in WORKFLOWS])
@@ -26,10 +47,19 @@ def test_every_workflow_runs_and_returns_the_input_size(host, model_files, workf
     # The working-resolution workflow edits at 512 px and scales back; 128 keeps the test quick.
     files = {"diffusers": model_files["diffusers"], "unet": model_files["unet_ldm"], "clip": model_files["clip"],
              "vae": model_files["vae"]}
-    images = edit(host, workflow.name, resolution=128 if "resolution" in workflow.name else None, files=files)
-    for image in images:
-        assert image.shape == (48, 64, 3)
-        assert image.std() > 1.0, "the edited image is flat: the model did not run"
+    prompt = prompt_for(host, workflow.name, resolution=128 if "resolution" in workflow.name else None, files=files)
+    outputs = host.run(prompt)
+    saved = 0
+    for node_id in outputs:
+        scale = scale_of(prompt, node_id)
+        for path in host.output_files({node_id: outputs[node_id]}, types=["output"]):
+            if path.suffix != ".png":
+                continue
+            image = np.asarray(Image.open(path).convert("RGB"))
+            assert image.shape == (round(48 * scale), round(64 * scale), 3)
+            assert image.std() > 1.0, "the edited image is flat: the model did not run"
+            saved += 1
+    assert saved, "the workflow saved no image"
 
 
 def test_same_seed_gives_the_same_image_another_seed_does_not(host):
@@ -42,6 +72,13 @@ def test_sampler_node_and_guider_with_custom_sampler_give_the_same_edit(host):
     (sampler,) = edit(host, "basic_edit.api.json", seed=9, instruction="make it winter")
     (guider,) = edit(host, "guider_custom_sampler.api.json", seed=9, instruction="make it winter")
     assert np.array_equal(sampler, guider)
+
+
+def test_the_ui_file_gives_the_same_edit_as_its_api_twin(host):
+    # The widget values, links and defaults of the dragged-in file are those of the API file.
+    (api,) = edit(host, "basic_edit.api.json", seed=11)
+    (ui,) = edit(host, "basic_edit.json", seed=11)
+    assert np.array_equal(api, ui)
 
 
 @pytest.mark.parametrize("resolution", [0, 96])
