@@ -7,7 +7,8 @@ The API files stay the source of truth; this script lays their nodes out in grou
 right, a column per step), adds Note nodes that explain the graph and say where each model
 file comes from, and takes input order, widget order and types from a running host's
 /object_info (a ComfyUI started with the pack, as the tests do; upstream when
-IP2P_COMFYUI_DIR is set). Each PNG carries the workflow as ComfyUI's Save Image writes it
+IP2P_COMFYUI_DIR is set: generate with upstream, what users run, so that nodes that gained
+inputs there, e.g. Load CLIP's device, carry every widget value). Each PNG carries the workflow as ComfyUI's Save Image writes it
 (tEXt chunks `prompt` = the API JSON, `workflow` = the UI JSON), so dropping it onto ComfyUI
 loads the graph. Its picture is kept when the PNG exists (only the chunks are rewritten);
 --screenshots renders the graph in headless Chromium (see scripts/frontend_check.mjs), and a
