@@ -371,7 +371,7 @@ class ComfyHost:
             dest.unlink()
         os.symlink(src, dest, target_is_directory=src.is_dir())
         listed = Path(name).as_posix()
-        if self.running and self.kind == "upstream":
+        if self.running and self.kind == "upstream" and not src.is_dir():  # it lists files only
             # upstream can list a folder: check the host sees it (404 = unknown folder key)
             status, files = self._request("GET", "/models/" + urllib.parse.quote(folder))
             if status == 200 and isinstance(files, list) and listed not in files:

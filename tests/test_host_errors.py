@@ -32,7 +32,7 @@ def test_four_channel_checkpoint_is_refused_with_what_to_use(host):
 
 def test_missing_checkpoint_file_is_named(host):
     message = failure(host, load(GONE_CKPT))
-    assert f"checkpoint '{GONE_CKPT}' was not found in models/checkpoints" in message
+    assert f"'{GONE_CKPT}' was not found in models/checkpoints" in message
 
 
 def test_damaged_checkpoint_says_download_again(host):
