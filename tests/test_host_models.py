@@ -74,17 +74,17 @@ def test_weight_dtype_option(host, model_files, checkpoint_latent):
         assert torch.isfinite(latent).all() and 0 < relative_diff(latent, checkpoint_latent) < 0.1
 
 
-def test_four_channel_unet_is_refused(host, files):
+def test_four_channel_unet_is_refused(host, model_files):
     message = failure(host, with_unet_loader(edit(), model_files["unet_sd"]))
     assert "tiny_sd_unet.safetensors is not an InstructPix2Pix model: it is an ordinary text-to-image model" in message
 
 
-def test_unknown_key_layout_is_refused(host, files):
+def test_unknown_key_layout_is_refused(host, model_files):
     message = failure(host, with_unet_loader(edit(), model_files["unet_garbage"]))
     assert "ComfyUI does not recognise the UNet in unknown_layout.safetensors" in message
 
 
-def test_diffusers_folder_missing_a_subfolder_is_named(host, files):
+def test_diffusers_folder_missing_a_subfolder_is_named(host, model_files):
     prompt = edit()
     prompt["1"] = {"class_type": "IP2PDiffusersLoader", "inputs": {"model_path": model_files["broken"]}}
     assert "broken_no_vae has no vae/ subfolder" in failure(host, prompt)
