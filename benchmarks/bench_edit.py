@@ -1,7 +1,9 @@
 """Speed and memory of one IP2P edit: this pack against ComfyUI's native nodes and diffusers.
 
-    python benchmarks/bench_edit.py                      # full run, writes benchmarks/RESULTS.md
-    python benchmarks/bench_edit.py --quick --out FILE   # seconds-long smoke run (tiny model)
+    python benchmarks/bench_edit.py                      # 256/512 px x 2/4 steps x 3 repeats -> RESULTS.md
+    python benchmarks/bench_edit.py --cells 256x2 512x2 --repeats 2   # chosen (size, steps) pairs
+    python benchmarks/bench_edit.py --quick --out FILE   # about a minute: tiny model, 64 px, 1 step
+    python benchmarks/bench_edit.py --host-arg=--fp32-text-enc --host-arg=--use-pytorch-cross-attention
 
 Three paths edit the same image with the same instruction, seed, sampler (Euler), scheduler
 (ComfyUI "simple" = diffusers "trailing"), steps and scales, on the same generated weights:
@@ -115,12 +117,14 @@ class HostPath:
     def add_image(self, path: Path) -> str:
         return self.host.add_input(path)
 
-    def graph(self, image: str, steps: int, seed: int, text_cfg: float, image_cfg: float) -> dict:
+    def graph(self, image: str, steps: int, seed: int, text_cfg: float, image_cfg: float,
+              kind: str | None = None) -> dict:
         # Trailing spaces change ComfyUI's cache keys but not the tokens: each run re-executes
         # both text encoders and everything after them, as the diffusers pipeline does.
         pad = " " * self.runs
-        tag = f"{self.name}_{self.runs:03d}"
-        if self.name == "pack":
+        kind = kind or self.name
+        tag = f"{kind}_{self.runs:03d}"
+        if kind == "pack":
             prompt = pack_edit(self.ckpt_name, image, INSTRUCTION + pad, seed=seed, steps=steps,
                                text_cfg=text_cfg, image_cfg=image_cfg, sampler="euler", scheduler="simple")
             sampled, save_latent = "6", "7"
@@ -128,14 +132,17 @@ class HostPath:
             prompt = native_edit(self.ckpt_name, image, INSTRUCTION + pad, seed=seed, steps=steps,
                                  text_cfg=text_cfg, image_cfg=image_cfg, guider_inputs=self.guider_inputs)
             sampled, save_latent = "10", "11"
+            if kind == "native_same_model":  # the pack's loader: both graphs then share one cached model
+                prompt["1"]["class_type"] = "IP2PCheckpointLoader"
         prompt["4"]["inputs"]["text"] = pad  # the empty negative prompt
         prompt[save_latent]["inputs"]["filename_prefix"] = tag
         prompt["90"] = {"class_type": "VAEDecode", "inputs": {"samples": [sampled, 0], "vae": ["1", 2]}}
         prompt["91"] = {"class_type": "SaveImage", "inputs": {"images": ["90", 0], "filename_prefix": tag}}
         return prompt
 
-    def edit(self, image: str, steps: int, seed: int, text_cfg: float, image_cfg: float) -> dict:
-        prompt = self.graph(image, steps, seed, text_cfg, image_cfg)
+    def edit(self, image: str, steps: int, seed: int, text_cfg: float, image_cfg: float,
+             kind: str | None = None) -> dict:
+        prompt = self.graph(image, steps, seed, text_cfg, image_cfg, kind)
         self.runs += 1
         seen = _line_count(self.timings)
         available = available_mb()
@@ -154,6 +161,7 @@ class HostPath:
         (picture,) = [p for p in files if p.suffix == ".png"]
         batches = sorted({batch for batch, _ in loop["model_calls"]})
         return {"whole_seconds": whole, "loop_seconds": loop["loop_seconds"], "steps": loop["steps"],
+                "unet_seconds": sum(seconds for _, seconds in loop["model_calls"]),
                 "model_calls_per_step": len(loop["model_calls"]) / max(loop["steps"], 1), "batch": batches,
                 "peak_rss_mb": peak, "rss_before_mb": rss_before, "available_before_mb": available,
                 "latent": str(latent), "image": str(picture)}
@@ -174,7 +182,8 @@ class HostPath:
 
     def versions(self) -> dict:
         system = self.stats.get("system", {})
-        return {"host": self.host.kind, "comfyui": system.get("comfyui_version") or _comfyui_version(self.host),
+        version = system.get("comfyui_version")
+        return {"host": self.host.kind, "comfyui": f"ComfyUI {version}" if version else _comfyui_version(self.host),
                 "host_python": system.get("python_version", "").split()[0],
                 # the PyPI host runs in this interpreter's environment and does not report its torch
                 "host_torch": system.get("pytorch_version") or (torch.__version__ if self.host.kind == "pypi" else "?"),
@@ -278,7 +287,7 @@ def prepare_images(work: Path, sizes: list[int]) -> dict[int, Path]:
 def run(args) -> dict:
     work = Path(tempfile.mkdtemp(prefix="ip2p-bench-", dir=args.work_dir))
     model = build_sd15_ip2p(args.cache) if args.quick else build_sd15_full_ip2p(args.cache)
-    images = prepare_images(work, sorted({WARMUP_SIZE, *args.resolutions}))
+    images = prepare_images(work, sorted({WARMUP_SIZE, *(size for size, _ in args.cells)}))
     paths = [HostPath("pack", work, model.checkpoint, args.pack_dir, args.host_args),
              HostPath("native", work, model.checkpoint, args.pack_dir, args.host_args),
              DiffusersPath(work, model.diffusers_dir)]
@@ -298,26 +307,24 @@ def run(args) -> dict:
                     path.edit(names[WARMUP_SIZE], 1, **scales)
                     loads.append({"path": path.name, "start_and_warmup_seconds": time.perf_counter() - started,
                                   "load_peak_rss_mb": memory_mb(path.pid)["hwm"]})
-                    for size in args.resolutions:
-                        for steps in args.steps:
-                            result = path.edit(names[size], steps, **scales)
-                            result.update(path=path.name, size=size, requested_steps=steps, repeat=repeat)
-                            results.append(result)
-                            last[path.name, size, steps] = result
-                            log.info("%-9s %dpx %d steps #%d: whole %.2f s, %.3f s/step, %.2f calls/step %s, "
-                                     "peak %.0f MB, %.0f MB free before", path.name, size, steps, repeat,
-                                     result["whole_seconds"], result["loop_seconds"] / steps,
-                                     result["model_calls_per_step"], result["batch"], result["peak_rss_mb"],
-                                     result["available_before_mb"])
+                    for size, steps in args.cells:
+                        result = path.edit(names[size], steps, **scales)
+                        result.update(path=path.name, size=size, requested_steps=steps, repeat=repeat)
+                        results.append(result)
+                        last[path.name, size, steps] = result
+                        log.info("%-9s %dpx %d steps #%d: whole %.2f s, %.3f s/step, %.2f calls/step %s, "
+                                 "peak %.0f MB, %.0f MB free before", path.name, size, steps, repeat,
+                                 result["whole_seconds"], result["loop_seconds"] / steps,
+                                 result["model_calls_per_step"], result["batch"], result["peak_rss_mb"],
+                                 result["available_before_mb"])
                     versions.update(path.versions())
                 finally:
                     path.stop()
         agreement = []
-        for size in args.resolutions:
-            for steps in args.steps:
-                agreement.append({"size": size, "steps": steps,
-                                  **compare({name: last[name, size, steps] for name in PATHS})})
-                log.info("agreement %dpx %d steps: %s", size, steps, agreement[-1])
+        for size, steps in args.cells:
+            agreement.append({"size": size, "steps": steps,
+                              **compare({name: last[name, size, steps] for name in PATHS})})
+            log.info("agreement %dpx %d steps: %s", size, steps, agreement[-1])
     finally:
         for path in paths:
             path.stop()
@@ -326,8 +333,68 @@ def run(args) -> dict:
     return {"results": results, "loads": loads, "agreement": agreement, "versions": versions,
             "model": {"name": model.name, "unet": {k: model.unet_config[k] for k in
                                                    ("block_out_channels", "layers_per_block", "down_block_types")}},
-            "settings": {**scales, "resolutions": args.resolutions, "steps": args.steps, "repeats": args.repeats,
+            "settings": {**scales, "cells": args.cells, "repeats": args.repeats,
                          "sampler": "euler", "scheduler": "simple / trailing"}}
+
+
+def same_host(args) -> dict:
+    """The pack's nodes and the native ones alternately in ONE host, on one loaded model.
+
+    Separate processes run minutes apart, so on a busy machine their timings drift apart
+    for reasons that have nothing to do with the nodes. Here the two graphs take turns in
+    the same process with the same cached model (the native graph gets the pack's loader),
+    so any difference left is the nodes'.
+    """
+    work = Path(tempfile.mkdtemp(prefix="ip2p-bench-", dir=args.work_dir))
+    model = build_sd15_ip2p(args.cache) if args.quick else build_sd15_full_ip2p(args.cache)
+    images = prepare_images(work, sorted({WARMUP_SIZE, *(size for size, _ in args.cells)}))
+    path = HostPath("pack", work, model.checkpoint, args.pack_dir, args.host_args)
+    scales = dict(seed=args.seed, text_cfg=args.text_cfg, image_cfg=args.image_cfg)
+    kinds = ("pack", "native_same_model")
+    results = []
+    try:
+        path.start()
+        names = {size: path.add_image(image) for size, image in images.items()}
+        for kind in kinds:
+            path.edit(names[WARMUP_SIZE], 1, kind=kind, **scales)
+        for size, steps in args.cells:
+            for repeat in range(args.repeats):
+                for kind in (kinds if repeat % 2 == 0 else kinds[::-1]):
+                    result = path.edit(names[size], steps, kind=kind, **scales)
+                    result.update(path=kind, size=size, requested_steps=steps, repeat=repeat)
+                    results.append(result)
+                    log.info("same host: %-17s %dpx %d steps #%d: whole %.2f s, %.3f s/step, %.2f calls/step %s",
+                             kind, size, steps, repeat, result["whole_seconds"], result["loop_seconds"] / steps,
+                             result["model_calls_per_step"], result["batch"])
+        versions = path.versions()
+    finally:
+        path.stop()
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    return {"results": results, "versions": versions}
+
+
+def same_host_markdown(data: dict) -> str:
+    lines = ["| size | steps | pairs | pack s/step | native s/step | pack / native s/step | "
+             "outside the UNet per step, pack / native, ms | pack / native whole | pack / native non-loop |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    results = data["results"]
+    for size, steps in sorted({(r["size"], r["requested_steps"]) for r in results}):
+        group = [r for r in results if (r["size"], r["requested_steps"]) == (size, steps)]
+        pack = sorted((r for r in group if r["path"] == "pack"), key=lambda r: r["repeat"])
+        native = sorted((r for r in group if r["path"] != "pack"), key=lambda r: r["repeat"])
+        pairs = list(zip(pack, native))
+        step = lambda r: r["loop_seconds"] / r["steps"]  # noqa: E731
+        rest = lambda r: r["whole_seconds"] - r["loop_seconds"]  # noqa: E731
+        outside = lambda r: 1000 * (r["loop_seconds"] - r["unet_seconds"]) / r["steps"]  # noqa: E731
+        lines.append(
+            f"| {size} | {steps} | {len(pairs)} | {statistics.median(map(step, pack)):.2f} | "
+            f"{statistics.median(map(step, native)):.2f} | "
+            f"{statistics.median(step(a) / step(b) for a, b in pairs):.3f} | "
+            f"{statistics.median(map(outside, pack)):.1f} / {statistics.median(map(outside, native)):.1f} | "
+            f"{statistics.median(a['whole_seconds'] / b['whole_seconds'] for a, b in pairs):.3f} | "
+            f"{statistics.median(rest(a) / rest(b) for a, b in pairs):.3f} |")
+    return "\n".join(lines) + "\n"
 
 
 def compare(outputs: dict[str, dict]) -> dict:
@@ -362,6 +429,8 @@ def summarise(data: dict) -> list[dict]:
             row = {"size": size, "steps": steps, "path": name, "repeats": len(runs),
                    "whole": statistics.median(r["whole_seconds"] for r in runs),
                    "per_step": statistics.median(r["loop_seconds"] / r["steps"] for r in runs),
+                   "outside_unet": (statistics.median((r["loop_seconds"] - r["unet_seconds"]) / r["steps"] for r in runs)
+                                    if all("unet_seconds" in r for r in runs) else None),
                    "peak": statistics.median(r["peak_rss_mb"] for r in runs),
                    "before": statistics.median(r["rss_before_mb"] for r in runs),
                    "available": statistics.median(r["available_before_mb"] for r in runs),
@@ -418,7 +487,8 @@ def markdown(data: dict, command: str) -> str:
         "compare ratios (measured side by side) rather than absolute seconds.",
         f"- Host: {v['comfyui']} ({v['host']}), Python {v['host_python']}, torch {v['host_torch']}, "
         f"flags `--cpu {v['host_args']}`; diffusers {v['diffusers']}, transformers {v['transformers']}.",
-        f"- Pack: commit {data['pack_commit']}.",
+        f"- Pack: commit {data['pack_commit']}" + (" (PACK_DIR: a clean clone of this repository at that commit)."
+                                                   if "PACK_DIR" in command else "."),
         f"- Model: {data['model']['name']}, generated random weights, UNet block_out_channels "
         f"{unet['block_out_channels']}, {unet['layers_per_block']} res blocks per level, "
         f"{sum(t.startswith('CrossAttn') for t in unet['down_block_types'])} levels with attention, context 768; "
@@ -430,20 +500,22 @@ def markdown(data: dict, command: str) -> str:
         "",
         "## Results",
         "",
-        "s/step: sampler loop / steps, timed inside each process. whole: the edit from text encoding to the "
+        "s/step: sampler loop / steps, timed inside each process; the part of it outside the UNet calls is the "
+        "sampler's and guider's own work (CFG arithmetic, scheduler step, Python). whole: the edit from text encoding to the "
         "written PNG and latent (model already loaded). peak: the process's peak RSS during the edit, model "
         "included. free RAM: the machine's MemAvailable as the edit starts (ComfyUI splits the three "
         "predictions into several UNet calls when it estimates they do not fit). Ratios: median over repeats of this path / the reference in the same repeat (< 1: faster "
         "or smaller).",
         "",
-        "| size | steps | path | s/step | whole s | peak MB | free RAM before, MB | UNet calls/step (batch) | s/step vs native | "
+        "| size | steps | path | s/step | of which outside the UNet, ms | whole s | peak MB | free RAM before, MB | UNet calls/step (batch) | s/step vs native | "
         "s/step vs diffusers | whole vs native | whole vs diffusers | peak vs native | peak vs diffusers |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in summarise(data):
         batch = ",".join(str(b) for b in r["batch"])
         lines.append(
-            f"| {r['size']} | {r['steps']} | {r['path']} | {r['per_step']:.2f} | {r['whole']:.2f} | {r['peak']:.0f} | "
+            f"| {r['size']} | {r['steps']} | {r['path']} | {r['per_step']:.2f} | "
+            f"{'n/a' if r['outside_unet'] is None else format(r['outside_unet'] * 1000, '.1f')} | {r['whole']:.2f} | {r['peak']:.0f} | "
             f"{r['available']:.0f} | "
             f"{r['calls']:g} ({batch}) | {r['step_vs_native']:.3f} | {r['step_vs_diffusers']:.3f} | "
             f"{r['whole_vs_native']:.3f} | {r['whole_vs_diffusers']:.3f} | {r['peak_vs_native']:.3f} | "
@@ -474,6 +546,8 @@ def parse_args(argv=None):
                         help="smoke run: the tiny test model, 64 px, 1 step, 1 repeat (under a minute or two)")
     parser.add_argument("--resolutions", type=int, nargs="+", help="square image sizes in pixels (default 256 512)")
     parser.add_argument("--steps", type=int, nargs="+", help="step counts (default 2 4)")
+    parser.add_argument("--cells", nargs="+", metavar="SIZExSTEPS",
+                        help="size and step pairs to run instead of every resolution x steps, e.g. 256x4 512x2")
     parser.add_argument("--repeats", type=int, help="repeats per cell (default 3)")
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--text-cfg", type=float, default=7.5)
@@ -486,12 +560,22 @@ def parse_args(argv=None):
     parser.add_argument("--keep", action="store_true", help="keep the work folder (host logs, outputs)")
     parser.add_argument("--out", type=Path, help="Markdown report (default: benchmarks/RESULTS.md; --quick: none)")
     parser.add_argument("--json", type=Path, help="raw measurements as JSON")
+    parser.add_argument("--same-host", action="store_true",
+                        help="instead: the pack's and the native nodes taking turns in one host on one loaded model "
+                             "(prints a table; --out appends it)")
     args = parser.parse_args(argv)
     quick = {"resolutions": [64], "steps": [1], "repeats": 1}
     full = {"resolutions": [256, 512], "steps": [2, 4], "repeats": 3}
     for key, value in (quick if args.quick else full).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
+    if args.cells:
+        try:
+            args.cells = [tuple(int(n) for n in cell.lower().split("x")) for cell in args.cells]
+        except ValueError:
+            parser.error(f"--cells takes SIZExSTEPS pairs such as 256x4, got {args.cells}")
+    else:
+        args.cells = [(size, steps) for size in args.resolutions for steps in args.steps]
     if args.host_args is None:
         args.host_args = list(DEFAULT_HOST_ARGS)
     if args.out is None and not args.quick:
@@ -499,12 +583,43 @@ def parse_args(argv=None):
     return args
 
 
+def _without_paths(argv: list[str]) -> list[str]:
+    """The command line for the report, machine paths replaced by what they stand for."""
+    placeholders = {"--pack-dir": "PACK_DIR", "--work-dir": "WORK_DIR", "--cache": "CACHE_DIR", "--out": "OUT",
+                    "--json": "JSON"}
+    out, hide = [], None
+    for arg in argv:
+        name, eq, value = arg.partition("=")
+        if hide is not None:
+            out.append(hide)
+            hide = None
+        elif name in placeholders and eq:
+            out.append(f"{name}={placeholders[name]}")
+        elif arg in placeholders:
+            out.append(arg)
+            hide = placeholders[arg]
+        else:
+            out.append(arg)
+    return out
+
+
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     # stopped with SIGTERM: still stop the host and worker processes (they have sessions of their own)
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     args = parse_args(argv)
-    command = "python benchmarks/bench_edit.py " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    command = "python benchmarks/bench_edit.py " + " ".join(
+        shlex.quote(a) for a in _without_paths(sys.argv[1:] if argv is None else argv))
+    if args.same_host:
+        data = same_host(args)
+        table = same_host_markdown(data)
+        print(table)
+        if args.out:
+            with open(args.out, "a") as handle:
+                handle.write(f"\n### Same host, alternating\n\nProduced by `{command.strip()}`.\n\n" + table)
+        if args.json:
+            args.json.write_text(json.dumps(data, indent=1))
+        return 0
     data = run(args)
     data.update(machine=machine(), pack_commit=pack_commit(args.pack_dir),
                 date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))

@@ -10,7 +10,8 @@ An edit request times, in this process:
   encoding, VAE encoding, the loop, VAE decoding, post-processing) plus PNG and latent writes,
   like the host graphs' SaveImage and SaveLatent;
 * `loop_seconds`: from the start of the first UNet call to the end of the last step (its
-  `callback_on_step_end`), i.e. every UNet call and scheduler step;
+  `callback_on_step_end`), i.e. every UNet call and scheduler step; `unet_seconds`: the
+  UNet calls alone;
 * `peak_rss_mb`: the process's peak resident set during the edit (VmHWM after resetting it
   through /proc/self/clear_refs before the edit), and `rss_before_mb`.
 """
@@ -57,15 +58,19 @@ def edit(pipe, request: dict) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     marks = {}
 
-    def first_call(module, args):
-        marks.setdefault("loop_start", time.perf_counter())
+    def before_call(module, args):
+        marks["call_start"] = time.perf_counter()
+        marks.setdefault("loop_start", marks["call_start"])
+
+    def after_call(module, args, output):
+        marks["unet"] = marks.get("unet", 0.0) + time.perf_counter() - marks["call_start"]
 
     def step_end(pipeline, step, timestep, kwargs):
         marks["loop_end"] = time.perf_counter()
         marks["latents"] = kwargs["latents"]
         return kwargs
 
-    hook = pipe.unet.register_forward_pre_hook(first_call)
+    hooks = [pipe.unet.register_forward_pre_hook(before_call), pipe.unet.register_forward_hook(after_call)]
     reset_peak()
     rss_before = memory_mb()["rss"]
     try:
@@ -83,10 +88,11 @@ def edit(pipe, request: dict) -> dict:
                   str(out_dir / f"diffusers_{request['tag']}.latent"))
         whole = time.perf_counter() - started
     finally:
-        hook.remove()
+        for hook in hooks:
+            hook.remove()
     memory = memory_mb()
     return {"whole_seconds": whole, "loop_seconds": marks["loop_end"] - marks["loop_start"],
-            "steps": request["steps"], "model_calls_per_step": 1, "batch": 3,
+            "steps": request["steps"], "unet_seconds": marks["unet"], "model_calls_per_step": 1, "batch": 3,
             "peak_rss_mb": memory["hwm"], "rss_before_mb": rss_before,
             "latent": str(out_dir / f"diffusers_{request['tag']}.latent"),
             "image": str(out_dir / f"diffusers_{request['tag']}.png")}

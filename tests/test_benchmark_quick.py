@@ -1,0 +1,39 @@
+"""Keeps benchmarks/bench_edit.py working: its --quick mode end to end (tiny model, 64 px, 1 step).
+
+No timing is asserted (the machine is shared and the tiny model says nothing about speed);
+only that all three paths ran, the probe saw the host's sampling loop, the report was
+written, and the pack's edit is diffusers' edit.
+"""
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+
+from conftest import MODEL_CACHE, REPO
+
+pytestmark = pytest.mark.host
+
+
+def test_quick_benchmark_runs_all_three_paths(tmp_path, tiny_ip2p):
+    report, raw = tmp_path / "RESULTS.md", tmp_path / "results.json"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "bench_edit.py"), "--quick", "--cache", str(MODEL_CACHE),
+         "--work-dir", str(tmp_path), "--out", str(report), "--json", str(raw)],
+        capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+
+    data = json.loads(raw.read_text())
+    assert sorted(r["path"] for r in data["results"]) == ["diffusers", "native", "pack"]
+    for result in data["results"]:
+        assert result["steps"] == 1 and result["loop_seconds"] > 0 and result["whole_seconds"] >= result["loop_seconds"]
+        assert result["peak_rss_mb"] > 0 and math.isfinite(result["peak_rss_mb"])
+        # the three predictions of a step go to the UNet as one batch of 3, in every path
+        assert result["model_calls_per_step"] == 1 and result["batch"] == [3], result
+    (agreement,) = data["agreement"]
+    pack_vs_diffusers = agreement["pack_vs_diffusers"]["latent"] / agreement["latent_max_abs"]
+    assert pack_vs_diffusers < 2e-5, agreement  # the parity tests' bound
+    text = report.read_text()
+    assert "| 64 | 1 | pack |" in text and "## Do the outputs agree?" in text
+    assert not list(tmp_path.glob("ip2p-bench-*")), "the work folder was not removed"
