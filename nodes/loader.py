@@ -64,14 +64,18 @@ def _unet_weights(state_dict: dict, name: str) -> dict:
         raise IP2PUserError(f"{name}: unknown diffusers UNet layout ({exc.args[0]})") from None
 
 
-class IP2PCheckpointLoader:
-    DESCRIPTION = ("Loads an InstructPix2Pix checkpoint (single file, LDM layout) from models/checkpoints. "
-                   "Refuses ordinary 4-channel SD checkpoints with a message saying what to use instead.")
+class _WholeModelLoader:
+    """What the loaders returning MODEL, CLIP and VAE share."""
     CATEGORY = "InstructPix2Pix/loaders"
     RETURN_TYPES = ("MODEL", "CLIP", "VAE")
     RETURN_NAMES = ("model", "clip", "vae")
     OUTPUT_TOOLTIPS = OUTPUT_TOOLTIPS
     FUNCTION = "load"
+
+
+class IP2PCheckpointLoader(_WholeModelLoader):
+    DESCRIPTION = ("Loads an InstructPix2Pix checkpoint (single file, LDM layout) from models/checkpoints. "
+                   "Refuses ordinary 4-channel SD checkpoints with a message saying what to use instead.")
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -116,14 +120,9 @@ class IP2PUNetLoader:
         return (_require_ip2p(host.load_unet(state_dict, weight_dtype, unet_name), unet_name),)
 
 
-class IP2PDiffusersLoader:
+class IP2PDiffusersLoader(_WholeModelLoader):
     DESCRIPTION = ("Loads an InstructPix2Pix model saved as a diffusers folder (model_index.json, unet/, vae/, "
                    "text_encoder/...) from models/diffusers, e.g. MagicBrush or timbrooks/instruct-pix2pix.")
-    CATEGORY = "InstructPix2Pix/loaders"
-    RETURN_TYPES = ("MODEL", "CLIP", "VAE")
-    RETURN_NAMES = ("model", "clip", "vae")
-    OUTPUT_TOOLTIPS = OUTPUT_TOOLTIPS
-    FUNCTION = "load"
 
     @classmethod
     def INPUT_TYPES(cls):
