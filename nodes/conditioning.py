@@ -32,9 +32,9 @@ def without_image(conditioning):
 
 def image_latent(conditioning, input_name: str):
     """The image latent carried by a conditioning, or an error saying how to wire it."""
-    for _, options in conditioning:
-        if options.get(IMAGE_KEY) is not None:
-            return options[IMAGE_KEY]
+    latent = option(conditioning, IMAGE_KEY)
+    if latent is not None:
+        return latent
     raise IP2PUserError(
         f"'{input_name}' carries no input image: connect it from an IP2P Encode node "
         "(or ComfyUI's InstructPixToPixConditioning), not straight from a text encoder"

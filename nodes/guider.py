@@ -4,6 +4,8 @@ Subclassing the host's guider keeps everything else the host's: model loading an
 offloading, conditioning preparation (ControlNets, areas, hooks), batching of the
 predictions into as few model calls as memory allows, and the CFG hooks patches install.
 """
+from typing import Optional
+
 import comfy.samplers
 
 from ..ip2p_core.errors import IP2PUserError
@@ -119,6 +121,11 @@ TEXT_CFG = ("FLOAT", {"default": 7.5, "min": 0.0, "max": 100.0, "step": 0.1, "ro
 IMAGE_CFG = ("FLOAT", {"default": 1.5, "min": 0.0, "max": 100.0, "step": 0.05, "round": 0.01,
                        "tooltip": "How closely to keep the input image. Higher = more faithful, weaker edit "
                                   "(paper: 1.5; typical 1.0 to 2.0). 1 skips the unconditional prediction."})
+MODEL_AND_CONDITIONINGS = {
+    "model": ("MODEL", {"tooltip": "An InstructPix2Pix model, e.g. from IP2P Checkpoint Loader."}),
+    "positive": ("CONDITIONING", {"tooltip": "From IP2P Encode: the instruction with the image."}),
+    "negative": ("CONDITIONING", {"tooltip": "From IP2P Encode: the negative text with the image."}),
+}
 SCHEDULE_INPUTS = {
     "text_cfg_schedule": ("IP2P_CFG_SCHEDULE", {"tooltip": "Optional: per-step text scales from an IP2P Guidance "
                                                            "Schedule node; replaces text_cfg."}),
@@ -144,23 +151,24 @@ class IP2PGuider:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "model": ("MODEL", {"tooltip": "An InstructPix2Pix model."}),
-            "positive": ("CONDITIONING", {"tooltip": "From IP2P Encode: the instruction with the image."}),
-            "negative": ("CONDITIONING", {"tooltip": "From IP2P Encode: the negative text with the image."}),
+            **MODEL_AND_CONDITIONINGS,
             "text_cfg": TEXT_CFG,
             "image_cfg": IMAGE_CFG,
         }, "optional": SCHEDULE_INPUTS}
 
     def get_guider(self, model, positive, negative, text_cfg, image_cfg, text_cfg_schedule=None,
                    image_cfg_schedule=None, guidance_rescale=0.0):
-        return (make_guider(model, positive, negative, text_cfg_schedule or CfgSchedule("constant", text_cfg),
-                            image_cfg_schedule or CfgSchedule("constant", image_cfg), guidance_rescale),)
+        return (make_guider(model, positive, negative, text_cfg, image_cfg, text_cfg_schedule, image_cfg_schedule,
+                            guidance_rescale),)
 
 
-def make_guider(model, positive, negative, text_cfg: CfgSchedule, image_cfg: CfgSchedule,
+def make_guider(model, positive, negative, text_cfg: float, image_cfg: float,
+                text_cfg_schedule: Optional[CfgSchedule] = None, image_cfg_schedule: Optional[CfgSchedule] = None,
                 rescale: float = 0.0) -> DualCFGGuider:
+    """The guider both nodes use; a connected schedule replaces the constant scale."""
     require_ip2p_model(model)
     guider = DualCFGGuider(model)
     guider.set_conds(positive, negative)
-    guider.set_cfg(text_cfg, image_cfg, rescale)
+    guider.set_cfg(text_cfg_schedule or CfgSchedule("constant", text_cfg),
+                   image_cfg_schedule or CfgSchedule("constant", image_cfg), rescale)
     return guider

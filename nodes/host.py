@@ -55,10 +55,10 @@ def _attribute(obj, name, value):
 
 
 WEIGHT_DTYPES = {"default": None, "fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-WEIGHT_DTYPE_INPUT = ("weight_dtype", (list(WEIGHT_DTYPES), {
+WEIGHT_DTYPE_INPUTS = {"weight_dtype": (list(WEIGHT_DTYPES), {
     "default": "default",
     "tooltip": "Precision of the diffusion model's weights. default: what ComfyUI's model management picks "
-               "for this device; fp16/bf16 halve the memory (ComfyUI 0.3 or later)."}))
+               "for this device; fp16/bf16 halve the memory (ComfyUI 0.3 or later)."})}
 
 
 def _model_options(weight_dtype: str) -> dict:

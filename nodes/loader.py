@@ -84,7 +84,7 @@ class IP2PCheckpointLoader(_WholeModelLoader):
                 "tooltip": "An InstructPix2Pix checkpoint in models/checkpoints "
                            "(e.g. instruct-pix2pix-00-22000.safetensors, or cosxl_edit.safetensors).",
             }),
-        }, "optional": dict([host.WEIGHT_DTYPE_INPUT])}
+        }, "optional": host.WEIGHT_DTYPE_INPUTS}
 
     def load(self, ckpt_name, weight_dtype="default"):
         path = _path("checkpoints", ckpt_name)
@@ -111,7 +111,7 @@ class IP2PUNetLoader:
             "unet_name": (folder_paths.get_filename_list(host.unet_folder()), {
                 "tooltip": "An IP2P UNet file, e.g. a diffusers unet/diffusion_pytorch_model.safetensors renamed.",
             }),
-        }, "optional": dict([host.WEIGHT_DTYPE_INPUT])}
+        }, "optional": host.WEIGHT_DTYPE_INPUTS}
 
     def load(self, unet_name, weight_dtype="default"):
         path = _path(host.unet_folder(), unet_name)
@@ -128,7 +128,7 @@ class IP2PDiffusersLoader(_WholeModelLoader):
     def INPUT_TYPES(cls):
         return {"required": {
             "model_path": (_diffusers_folders(), {"tooltip": "A diffusers model folder in models/diffusers."}),
-        }, "optional": dict([host.WEIGHT_DTYPE_INPUT])}
+        }, "optional": host.WEIGHT_DTYPE_INPUTS}
 
     def load(self, model_path, weight_dtype="default"):
         folder = _diffusers_folder(model_path)

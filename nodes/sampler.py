@@ -12,10 +12,9 @@ import latent_preview
 import torch
 
 from ..ip2p_core.errors import IP2PUserError
-from ..ip2p_core.schedule import CfgSchedule
 from . import host
 from .conditioning import DECODE_KEYS, MASK_KEY, image_latent, option
-from .guider import IMAGE_CFG, SCHEDULE_INPUTS, TEXT_CFG, make_guider
+from .guider import IMAGE_CFG, MODEL_AND_CONDITIONINGS, SCHEDULE_INPUTS, TEXT_CFG, make_guider
 
 
 class IP2PSampler:
@@ -31,9 +30,7 @@ class IP2PSampler:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "model": ("MODEL", {"tooltip": "An InstructPix2Pix model, e.g. from IP2P Checkpoint Loader."}),
-            "positive": ("CONDITIONING", {"tooltip": "From IP2P Encode: the instruction with the image."}),
-            "negative": ("CONDITIONING", {"tooltip": "From IP2P Encode: the negative text with the image."}),
+            **MODEL_AND_CONDITIONINGS,
             "seed": ("INT", {"default": 0, "min": 0, "max": 0xffffffffffffffff, "control_after_generate": True,
                              "tooltip": "Noise seed: the same seed and settings give the same edit. Batch item i "
                                         "uses seed + i."}),
@@ -51,8 +48,8 @@ class IP2PSampler:
 
     def sample(self, model, positive, negative, seed, steps, text_cfg, image_cfg, sampler_name, scheduler, denoise,
                text_cfg_schedule=None, image_cfg_schedule=None, guidance_rescale=0.0):
-        guider = make_guider(model, positive, negative, text_cfg_schedule or CfgSchedule("constant", text_cfg),
-                             image_cfg_schedule or CfgSchedule("constant", image_cfg), guidance_rescale)
+        guider = make_guider(model, positive, negative, text_cfg, image_cfg, text_cfg_schedule, image_cfg_schedule,
+                             guidance_rescale)
         image = image_latent(positive, "positive")
         mask = option(positive, MASK_KEY)
         batch = edit_batch_size(image.shape[0], positive[0][0].shape[0], negative[0][0].shape[0])
@@ -65,7 +62,8 @@ class IP2PSampler:
         samples = guider.sample(noise, start, comfy.samplers.sampler_object(sampler_name), sigmas, denoise_mask=mask,
                                 callback=callback, disable_pbar=host.progress_bar_disabled(), seed=seed)
         out = {"samples": samples.to(comfy.model_management.intermediate_device())}
-        out.update({key: option(positive, key) for key in DECODE_KEYS if option(positive, key) is not None})
+        carried = {key: option(positive, key) for key in DECODE_KEYS}
+        out.update({key: value for key, value in carried.items() if value is not None})
         return (out,)
 
 
