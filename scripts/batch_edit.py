@@ -36,9 +36,11 @@ from workflow_inputs import MODEL_FILES, with_inputs
 log = logging.getLogger("ip2p.batch")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 UPLOAD_FOLDER = "ip2p_batch"  # inputs go into this sub-folder of the server's input/
-# Where a local host takes each kind of model file (see workflow_inputs.MODEL_FILES).
+# Where a local host takes each kind of model file (see workflow_inputs.MODEL_FILES): the
+# legacy folder names, which the 2024 host knows and upstream lists under diffusion_models and
+# text_encoders.
 MODEL_FOLDERS = {"checkpoint": "checkpoints", "sd_checkpoint": "checkpoints", "diffusers": "diffusers",
-                 "unet": "diffusion_models", "clip": "text_encoders", "vae": "vae"}
+                 "unet": "unet", "clip": "clip", "vae": "vae"}
 
 
 class RunningHost(ComfyHost):
