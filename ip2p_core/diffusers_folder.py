@@ -1,13 +1,14 @@
 """Finds the parts of a diffusers model folder (what `save_pretrained` writes).
 
 IP2P models are often shared this way (MagicBrush, timbrooks/instruct-pix2pix,
-diffusers/sdxl-instructpix2pix-768). A folder missing a part, or holding only `.bin`
-shards ComfyUI cannot read, should fail with the folder and the part named.
+diffusers/sdxl-instructpix2pix-768). A folder missing a part (for SDXL also
+text_encoder_2/, CLIP-G), or holding only `.bin` shards ComfyUI cannot read, should fail
+with the folder and the part named.
 """
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from .errors import IP2PUserError
 
@@ -19,6 +20,9 @@ WEIGHT_NAMES = {
             "diffusion_pytorch_model.bin", "diffusion_pytorch_model.fp16.bin"),
     "text_encoder": ("model.safetensors", "model.fp16.safetensors", "pytorch_model.bin", "pytorch_model.fp16.bin"),
 }
+# The weighted parts a folder needs, in this order: UNet, VAE, then the text encoders.
+SD15_PARTS = ("unet", "vae", "text_encoder")
+SDXL_PARTS = SD15_PARTS + ("text_encoder_2",)
 
 
 @dataclass(frozen=True)
@@ -30,7 +34,11 @@ class DiffusersParts:
 
     @property
     def is_sdxl(self) -> bool:
-        return self.unet_config.get("addition_embed_type") == "text_time"
+        return _is_sdxl(self.unet_config)
+
+
+def _is_sdxl(unet_config: dict[str, Any]) -> bool:
+    return unet_config.get("addition_embed_type") == "text_time"
 
 
 def find_parts(folder: Path) -> DiffusersParts:
@@ -40,26 +48,29 @@ def find_parts(folder: Path) -> DiffusersParts:
             f"{folder.name} is not a diffusers model folder: it has no model_index.json (expected the layout "
             "save_pretrained writes: model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/)"
         )
-    unet = _weights(folder, "unet")
+    unet = _weights(folder, "unet", SD15_PARTS)
     config_path = folder / "unet" / "config.json"
     if not config_path.is_file():
         raise IP2PUserError(f"{folder.name}/unet has no config.json: the folder is incomplete, download it again")
-    encoders = [_weights(folder, "text_encoder")]
-    if (folder / "text_encoder_2").is_dir():
-        encoders.append(_weights(folder, "text_encoder_2", kind="text_encoder"))
-    return DiffusersParts(unet=unet, unet_config=json.loads(config_path.read_text()), vae=_weights(folder, "vae"),
-                          text_encoders=tuple(encoders))
+    unet_config = json.loads(config_path.read_text())
+    # An SDXL UNet without CLIP-G would load with an SD1.5 text encoder and fail only when sampling.
+    needed = SDXL_PARTS if _is_sdxl(unet_config) else SD15_PARTS
+    return DiffusersParts(unet=unet, unet_config=unet_config, vae=_weights(folder, "vae", needed),
+                          text_encoders=tuple(_weights(folder, part, needed) for part in needed[2:]))
 
 
-def _weights(folder: Path, part: str, kind: Optional[str] = None) -> Path:
+def _weights(folder: Path, part: str, needed: tuple[str, ...]) -> Path:
     sub = folder / part
+    kind = "text_encoder" if part.startswith("text_encoder") else part
     if not sub.is_dir():
-        raise IP2PUserError(f"{folder.name} has no {part}/ subfolder: the diffusers folder is incomplete, "
-                            "download it again (all of unet/, vae/ and text_encoder/ are needed)")
-    for name in WEIGHT_NAMES[kind or part]:
+        model = "an SDXL model" if needed == SDXL_PARTS else "the model"
+        names = [p + "/" for p in needed]
+        raise IP2PUserError(f"{folder.name} has no {part}/ subfolder: the diffusers folder is incomplete, download "
+                            f"it again ({model} needs {', '.join(names[:-1])} and {names[-1]})")
+    for name in WEIGHT_NAMES[kind]:
         if (sub / name).is_file():
             return sub / name
     if any(sub.glob("*.index.json")):
         raise IP2PUserError(f"{folder.name}/{part} holds sharded weights: merge the shards into one file "
                             "(diffusers: load and save_pretrained with max_shard_size='100GB')")
-    raise IP2PUserError(f"{folder.name}/{part} has no weights file (looked for {', '.join(WEIGHT_NAMES[kind or part])})")
+    raise IP2PUserError(f"{folder.name}/{part} has no weights file (looked for {', '.join(WEIGHT_NAMES[kind])})")

@@ -3,7 +3,8 @@
 Each file is inspected before loading so a wrong model is refused with a sentence instead
 of a shape error deep inside sampling; loading itself is ComfyUI's, so the model is a
 ModelPatcher under the host's model management (LoRAs, offloading, low-VRAM modes).
-SD1.5 IP2P UNets in diffusers layout are converted to the LDM layout ComfyUI detects.
+IP2P UNets in diffusers layout (SD1.5 and SDXL family) are converted to the LDM layout
+ComfyUI detects for any size of model.
 """
 import logging
 import os
@@ -15,8 +16,9 @@ import folder_paths
 
 from ..ip2p_core.checkpoint_info import require_ip2p_unet
 from ..ip2p_core.diffusers_folder import find_parts
-from ..ip2p_core.diffusers_to_ldm import infer_unet_config, unet_to_ldm
+from ..ip2p_core.diffusers_to_ldm import infer_unet_config
 from ..ip2p_core.errors import IP2PUserError
+from ..ip2p_core.sdxl_to_ldm import any_unet_to_ldm
 from . import host
 
 log = logging.getLogger(__name__)
@@ -51,15 +53,16 @@ def _unet_weights(state_dict: dict, name: str) -> dict:
 
     A UNet-only file saved from a checkpoint keeps the `model.diffusion_model.` prefix; the
     hosts strip it but also drop `edm_vpred.*`, which turns CosXL into an EPS model silently.
-    SD1.5-style diffusers UNets become LDM layout; SDXL ones the host detects as they are.
+    Diffusers UNets become LDM layout: the hosts detect SD1.5 IP2P only in that layout, and
+    SDXL IP2P in diffusers layout only at exactly the full-size config.
     """
     if any(k.startswith(LDM_UNET_PREFIX) for k in state_dict):
         state_dict = {k[len(LDM_UNET_PREFIX):] if k.startswith(LDM_UNET_PREFIX) else k: v
                       for k, v in state_dict.items() if k.startswith((LDM_UNET_PREFIX,) + SAMPLING_KEYS)}
-    if "conv_in.weight" not in state_dict or "add_embedding.linear_1.weight" in state_dict:
+    if "conv_in.weight" not in state_dict:
         return state_dict
     try:
-        return unet_to_ldm(state_dict, infer_unet_config(state_dict.keys()), prefix="")
+        return any_unet_to_ldm(state_dict, infer_unet_config(state_dict.keys()), prefix="")
     except KeyError as exc:
         raise IP2PUserError(f"{name}: unknown diffusers UNet layout ({exc.args[0]})") from None
 

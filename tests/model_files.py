@@ -9,6 +9,9 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from conftest import MODEL_CACHE
+from sdxl_model_factory import build_sdxl_family
+
 
 @pytest.fixture(scope="session")
 def model_files(host, tiny_ip2p, tiny_sd, tmp_path_factory):
@@ -37,6 +40,26 @@ def model_files(host, tiny_ip2p, tiny_sd, tmp_path_factory):
         "clip": host.add_model("clip", tiny_ip2p.diffusers_dir / "text_encoder" / "model.safetensors", "tiny_clip_l.safetensors"),
         "vae": host.add_model("vae", tiny_ip2p.diffusers_dir / "vae" / "diffusion_pytorch_model.safetensors",
                               "tiny_vae.safetensors"),
+    }
+    host.object_info(refresh=True)
+    return names
+
+
+@pytest.fixture(scope="session")
+def sdxl_files(host, tmp_path_factory):
+    """The generated SDXL-family model (scripts/sdxl_model_factory.py) as an SDXL IP2P and a CosXL
+    Edit checkpoint, a diffusers folder, and that folder without text_encoder_2/ (CLIP-G)."""
+    family = build_sdxl_family(MODEL_CACHE)
+    broken = tmp_path_factory.mktemp("sdxl_files") / "broken_sdxl_no_text_encoder_2"
+    broken.mkdir()
+    for part in family.diffusers_dir.iterdir():
+        if part.name != "text_encoder_2":
+            (broken / part.name).symlink_to(part)
+    names = {
+        "sdxl_checkpoint": host.add_model("checkpoints", family.sdxl_checkpoint, "tiny_sdxl_ip2p.safetensors"),
+        "cosxl_checkpoint": host.add_model("checkpoints", family.cosxl_checkpoint, "tiny_cosxl_edit.safetensors"),
+        "diffusers": host.add_model("diffusers", family.diffusers_dir, "tiny_sdxl_ip2p"),
+        "broken": host.add_model("diffusers", broken),
     }
     host.object_info(refresh=True)
     return names

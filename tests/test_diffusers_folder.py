@@ -29,6 +29,12 @@ def test_sdxl_folder_has_two_text_encoders(tmp_path):
     assert [p.parent.name for p in parts.text_encoders] == ["text_encoder", "text_encoder_2"] and parts.is_sdxl
 
 
+def test_sdxl_folder_without_clip_g_names_text_encoder_2(tmp_path):
+    with pytest.raises(IP2PUserError, match=r"has no text_encoder_2/ subfolder.*an SDXL model needs unet/, vae/, "
+                                            r"text_encoder/ and text_encoder_2/"):
+        find_parts(make_folder(tmp_path, sdxl=True))
+
+
 def test_folder_without_model_index_says_what_layout_is_expected(tmp_path):
     with pytest.raises(IP2PUserError, match="has no model_index.json.*unet/, vae/, text_encoder/"):
         find_parts(tmp_path)

@@ -1,0 +1,205 @@
+"""A whole generated SDXL-family IP2P model, text encoders included, in the shapes users have it.
+
+model_factory's SDXL UNet-only files are enough to test model detection; loading an SDXL
+checkpoint or diffusers folder needs the whole model, and ComfyUI builds SDXL's text
+encoders and VAE from fixed configs, refusing other shapes. So only the UNet is tiny:
+
+* UNet: model_factory's tiny SDXL IP2P UNet, the same weights as `build_sdxl_ip2p_unet`'s file.
+* VAE: SDXL's AutoencoderKL (SD1.5's shape; latents scaled by 0.13025).
+* CLIP-L: the CLIP ViT-L/14 text tower, as in SD1.5.
+* CLIP-G: the OpenCLIP ViT-bigG/14 text tower with its projection at full size (32 layers,
+  width 1280, 694M parameters): most of the disk and of the build time.
+
+Random weights as in model_factory (`randomise_`), fp16-rounded and stored as fp16 (ComfyUI
+computes in fp32 on the CPU, or fp16 without --fp32-text-enc; both stay finite). One build
+(about 6.2 GB, a minute or two) writes the same weights three ways:
+
+* `sdxl_ip2p.safetensors`: an LDM single file as SDXL checkpoints hold it (UNet, VAE, CLIP-L
+  in HF layout under `conditioner.embedders.0.transformer.`, CLIP-G in OpenCLIP layout under
+  `conditioner.embedders.1.model.`): SDXL InstructPix2Pix (EPS);
+* `cosxl_edit.safetensors`: the same plus CosXL Edit's `edm_vpred.sigma_min/max`;
+* `diffusers/`: what `StableDiffusionXLInstructPix2PixPipeline.save_pretrained` writes.
+
+Cached under `cache_root/sdxl-<hash>/`, the hash over this file and model_factory's version,
+so editing this file leaves model_factory's (much larger) cache alone.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from model_factory import (
+    COSXL_SIGMA_MAX,
+    COSXL_SIGMA_MIN,
+    DEFAULT_CACHE_ROOT,
+    SDXL_UNET_SEED,
+    UNET_CONV_OUT_GAIN,
+    _file_lock,
+    _round_to_fp16_,
+    build_sdxl_ip2p_unet,
+    comfy_tokenizer_dir,
+    factory_version,
+    randomise_,
+    sd15_scheduler_config,
+    sd15_text_encoder_config,
+    sd15_vae_config,
+    sdxl_ip2p_unet_config,
+)
+
+from ip2p_core.diffusers_to_ldm import UNET_PREFIX, vae_to_ldm
+
+log = logging.getLogger(__name__)
+
+SDXL_VAE_SEED = 5678
+CLIP_L_SEED = 6789
+CLIP_G_SEED = 7890
+NAME = "sdxl_family"
+CHECKPOINT_NAMES = {False: "sdxl_ip2p.safetensors", True: "cosxl_edit.safetensors"}
+CLIP_L_PREFIX = "conditioner.embedders.0.transformer."
+CLIP_G_PREFIX = "conditioner.embedders.1.model."
+OPENCLIP_LOGIT_SCALE = math.log(100.0)  # OpenCLIP's trained value; SDXL checkpoints carry it
+DIFFUSERS_PARTS = ("unet", "vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "scheduler")
+
+
+@dataclass(frozen=True)
+class SDXLFamily:
+    """One built SDXL-family model: the same weights as two checkpoints and a diffusers folder."""
+
+    root: Path
+    sdxl_checkpoint: Path  # SDXL InstructPix2Pix (EPS)
+    cosxl_checkpoint: Path  # CosXL Edit (V_PREDICTION_EDM, sigmas 0.002 to 120)
+    diffusers_dir: Path
+    unet_config: dict[str, Any] = field(hash=False)
+
+
+def sdxl_vae_config() -> dict[str, Any]:
+    return {**sd15_vae_config(), "sample_size": 1024, "scaling_factor": 0.13025}
+
+
+def clip_g_config() -> dict[str, Any]:
+    """CLIPTextConfig kwargs of SDXL's text_encoder_2 (ComfyUI's clip_config_bigg.json)."""
+    return {**sd15_text_encoder_config(), "hidden_size": 1280, "intermediate_size": 5120, "projection_dim": 1280,
+            "num_hidden_layers": 32, "num_attention_heads": 20, "hidden_act": "gelu"}
+
+
+def sdxl_family_version() -> str:
+    digest = hashlib.sha256(Path(__file__).read_bytes())
+    digest.update(factory_version().encode())
+    return f"sdxl-{digest.hexdigest()[:12]}"
+
+
+def build_sdxl_family(cache_root: Path = DEFAULT_CACHE_ROOT) -> SDXLFamily:
+    """The SDXL-family test model, built once (into a temporary folder renamed into place) and cached."""
+    version_dir = Path(cache_root).resolve() / sdxl_family_version()
+    model = _describe(version_dir / NAME)
+    if _is_complete(model):
+        return model
+    unet_file = build_sdxl_ip2p_unet(cache_root).unet  # outside our lock: it takes its own
+    version_dir.mkdir(parents=True, exist_ok=True)
+    with _file_lock(version_dir / f".{NAME}.lock"):
+        if _is_complete(model):  # another process built it while we waited
+            return model
+        for leftover in version_dir.glob(f".{NAME}-tmp-*"):  # from a killed build; we hold the lock
+            shutil.rmtree(leftover, ignore_errors=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{NAME}-tmp-", dir=version_dir))
+        os.chmod(tmp, 0o755)  # mkdtemp's 0700 would survive the rename
+        try:
+            started = time.monotonic()
+            _build_into(_describe(tmp), unet_file)
+            shutil.rmtree(model.root, ignore_errors=True)  # an incomplete build left by an older crash
+            os.replace(tmp, model.root)
+            log.info("built test model %s in %.1f s at %s", NAME, time.monotonic() - started, model.root)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return model
+
+
+def _describe(root: Path) -> SDXLFamily:
+    return SDXLFamily(root=root, sdxl_checkpoint=root / CHECKPOINT_NAMES[False],
+                      cosxl_checkpoint=root / CHECKPOINT_NAMES[True], diffusers_dir=root / "diffusers",
+                      unet_config=sdxl_ip2p_unet_config())
+
+
+def _is_complete(model: SDXLFamily) -> bool:
+    d = model.diffusers_dir
+    return (model.sdxl_checkpoint.is_file() and model.cosxl_checkpoint.is_file()
+            and (d / "model_index.json").is_file() and all(any((d / p).glob("*")) for p in DIFFUSERS_PARTS))
+
+
+def _build_into(model: SDXLFamily, unet_file: Path) -> None:
+    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLInstructPix2PixPipeline
+    from diffusers import UNet2DConditionModel
+    from safetensors.torch import load_file, save_file
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+
+    with torch.no_grad():
+        # The UNet-only file's weights, drawn again in diffusers layout (randomise_ seeds each by its name).
+        unet = UNet2DConditionModel(**model.unet_config).eval()
+        randomise_(unet, SDXL_UNET_SEED)
+        unet.conv_out.weight.mul_(UNET_CONV_OUT_GAIN)
+        _round_to_fp16_(unet)
+        vae = AutoencoderKL(**sdxl_vae_config()).eval()
+        clip_l = CLIPTextModel(CLIPTextConfig(**sd15_text_encoder_config())).eval()
+        clip_g = CLIPTextModelWithProjection(CLIPTextConfig(**clip_g_config())).eval()
+        for module, seed in ((vae, SDXL_VAE_SEED), (clip_l, CLIP_L_SEED), (clip_g, CLIP_G_SEED)):
+            randomise_(module, seed)  # fp16-rounded values
+    for module in (unet, vae, clip_l, clip_g):
+        module.to(torch.float16)
+
+    vocab = comfy_tokenizer_dir()
+    tokenizers = [CLIPTokenizer(vocab_file=str(vocab / "vocab.json"), merges_file=str(vocab / "merges.txt"),
+                                model_max_length=77, **extra) for extra in ({}, {"pad_token": "!"})]
+    StableDiffusionXLInstructPix2PixPipeline(
+        vae=vae, text_encoder=clip_l, text_encoder_2=clip_g, tokenizer=tokenizers[0], tokenizer_2=tokenizers[1],
+        unet=unet, scheduler=EulerDiscreteScheduler(**sd15_scheduler_config()), add_watermarker=False,
+    ).save_pretrained(model.diffusers_dir, safe_serialization=True)
+
+    state = {UNET_PREFIX + k: v for k, v in load_file(str(unet_file)).items()}
+    state.update(vae_to_ldm(vae.state_dict(), sdxl_vae_config()))
+    state.update({CLIP_L_PREFIX + k: v for k, v in clip_l.state_dict().items()})
+    state.update({CLIP_G_PREFIX + k: v for k, v in openclip_text_state(clip_g.state_dict()).items()})
+    state = {k: v.contiguous() for k, v in state.items()}
+    metadata = {"format": "pt", "ip2p_test_factory": sdxl_family_version()}
+    save_file(state, str(model.sdxl_checkpoint), metadata=metadata)
+    state["edm_vpred.sigma_min"] = torch.tensor(COSXL_SIGMA_MIN)
+    state["edm_vpred.sigma_max"] = torch.tensor(COSXL_SIGMA_MAX)
+    save_file(state, str(model.cosxl_checkpoint), metadata=metadata)
+
+
+def openclip_text_state(hf: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """An HF CLIPTextModelWithProjection state dict in OpenCLIP's text-tower layout, as SDXL
+    checkpoints store CLIP-G (ComfyUI's `clip_text_transformers_convert` undoes exactly this)."""
+    hf = dict(hf)
+    projection = hf.pop("text_projection.weight")
+    out = {
+        "token_embedding.weight": hf.pop("text_model.embeddings.token_embedding.weight"),
+        "positional_embedding": hf.pop("text_model.embeddings.position_embedding.weight"),
+        "ln_final.weight": hf.pop("text_model.final_layer_norm.weight"),
+        "ln_final.bias": hf.pop("text_model.final_layer_norm.bias"),
+        "text_projection": projection.t(),  # OpenCLIP computes x @ P
+        "logit_scale": torch.tensor(OPENCLIP_LOGIT_SCALE, dtype=projection.dtype),
+    }
+    renames = {"layer_norm1": "ln_1", "layer_norm2": "ln_2", "mlp.fc1": "mlp.c_fc", "mlp.fc2": "mlp.c_proj",
+               "self_attn.out_proj": "attn.out_proj"}
+    layers = {int(k.split(".")[3]) for k in hf if k.startswith("text_model.encoder.layers.")}
+    for layer in sorted(layers):
+        hf_layer, layer_out = f"text_model.encoder.layers.{layer}.", f"transformer.resblocks.{layer}."
+        for param in ("weight", "bias"):
+            for hf_name, name in renames.items():
+                out[f"{layer_out}{name}.{param}"] = hf.pop(f"{hf_layer}{hf_name}.{param}")
+            out[f"{layer_out}attn.in_proj_{param}"] = torch.cat(
+                [hf.pop(f"{hf_layer}self_attn.{p}_proj.{param}") for p in "qkv"])
+    hf.pop("text_model.embeddings.position_ids", None)  # a buffer older transformers save
+    if hf:
+        raise KeyError(f"CLIP-G weights without an OpenCLIP name: {sorted(hf)[:5]}")
+    return out
