@@ -73,6 +73,9 @@ SOURCES = {
     "control_v11p_sd15_canny_fp16.safetensors":
         "ControlNet 1.1 canny for SD1.5: https://huggingface.co/comfyanonymous/ControlNet-v1-1_fp16_safetensors",
     "ip2p_example_lora.safetensors": "a LoRA of your choice for SD1.5 (pick yours in Load LoRA)",
+    "cosxl_edit.safetensors":
+        "CosXL Edit by Stability AI, an SDXL-based instruction-editing model: https://huggingface.co/stabilityai/cosxl "
+        "(file cosxl_edit.safetensors; log in and accept its licence on the model page if asked)",
     "landscape.png": "the example picture examples/landscape.png of this pack (or pick your own image)",
     "landscape_sky_mask.png": "the example mask examples/landscape_sky_mask.png of this pack (white = edit)",
 }
@@ -151,6 +154,17 @@ LAYOUTS = {
         "The basic edit with a diffusers-format model: a folder under ComfyUI/models/diffusers/ holding "
         "model_index.json, unet/, vae/ and text_encoder/. IP2P Diffusers Loader converts it on load.",
         _groups(LOAD, EDIT, RESULT)),
+    "cosxl_edit": Layout(
+        "Edit with CosXL Edit (SDXL): the same nodes as the basic edit. The image is edited with its longest "
+        "side at 1024 px, the size SDXL models were trained at, and IP2P Decode scales the result back to the "
+        "input's size. CosXL samples with EDM v-prediction and takes the image latent scaled; ComfyUI "
+        "recognises it from the file and the pack applies it, so there is nothing to switch. Any SDXL-based "
+        "IP2P checkpoint works here too; for a diffusers folder such as diffusers/sdxl-instructpix2pix-768 "
+        "use IP2P Diffusers Loader instead (and resolution 768).",
+        _groups(LOAD, EDIT, RESULT), {"Instruction and edit":
+            "CosXL Edit: text_cfg about 5 (3 to 7), image_cfg 1.5; too little change: raise text_cfg or lower "
+            "image_cfg towards 1.2. 20 steps usually suffice. The seed is 'fixed' so the file reproduces its "
+            "edit; set it to 'randomize' for variations."}),
     "unet_only_edit": Layout(
         "The basic edit with a UNet-only file: IP2P UNet Loader for the diffusion model, ComfyUI's Load "
         "CLIP (type stable_diffusion) and Load VAE for the text encoder and the VAE.",

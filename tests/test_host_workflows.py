@@ -10,9 +10,9 @@ from PIL import Image
 from comfy_host import REPO_ROOT
 from conftest import IP2P_CKPT, ODD_IMAGE, SD_CKPT, SMALL_IMAGE, SMALL_MASK
 from host_graphs import saved_images
-from model_files import model_files  # noqa: F401 (fixture)
+from model_files import model_files, sdxl_files  # noqa: F401 (fixtures)
 from ui_workflow import load_any
-from workflow_inputs import with_inputs
+from workflow_inputs import PACK_ENCODERS, with_inputs
 
 pytestmark = pytest.mark.host
 WORKFLOWS = sorted((REPO_ROOT / "workflows").glob("*.json"))
@@ -28,8 +28,9 @@ def edit(host, workflow="basic_edit.api.json", image=SMALL_IMAGE, seed=1, instru
 
 def prompt_for(host, workflow, image=SMALL_IMAGE, seed=1, instruction=None, resolution=None, files=None):
     prompt = load_any(REPO_ROOT / "workflows" / workflow, host.object_info())
-    return with_inputs(prompt, checkpoint=IP2P_CKPT, image=image, mask=SMALL_MASK, instruction=instruction,
-                       seed=seed, steps=3, resolution=resolution, sd_checkpoint=SD_CKPT, **(files or {}))
+    files = {"checkpoint": IP2P_CKPT, "sd_checkpoint": SD_CKPT, **(files or {})}
+    return with_inputs(prompt, image=image, mask=SMALL_MASK, instruction=instruction, seed=seed, steps=3,
+                       resolution=resolution, **files)
 
 
 def scale_of(prompt, node_id):
@@ -43,11 +44,15 @@ def scale_of(prompt, node_id):
 
 
 @pytest.mark.parametrize("workflow", WORKFLOWS, ids=[w.name for w in WORKFLOWS])
-def test_every_workflow_runs_and_returns_the_input_size(host, model_files, workflow):
-    # The working-resolution workflow edits at 512 px and scales back; 128 keeps the test quick.
+def test_every_workflow_runs_and_returns_the_input_size(host, model_files, request, workflow):
     files = {"diffusers": model_files["diffusers"], "unet": model_files["unet_ldm"], "clip": model_files["clip"],
              "vae": model_files["vae"]}
-    prompt = prompt_for(host, workflow.name, resolution=128 if "resolution" in workflow.name else None, files=files)
+    if workflow.name.startswith("cosxl_"):  # SDXL family: the generated CosXL Edit checkpoint
+        files["checkpoint"] = request.getfixturevalue("sdxl_files")["cosxl_checkpoint"]
+    prompt = prompt_for(host, workflow.name, files=files)
+    # Workflows that edit at a working resolution (512 px, 1024 px for SDXL) run at 128 to keep the test quick.
+    if any(node["class_type"] in PACK_ENCODERS and node["inputs"].get("resolution") for node in prompt.values()):
+        prompt = with_inputs(prompt, resolution=128)
     outputs = host.run(prompt)
     saved = 0
     for node_id in outputs:
