@@ -12,6 +12,7 @@ from ..ip2p_core.errors import IP2PUserError
 from ..ip2p_core.guidance import add_text_guidance, needed_predictions, rescale_guidance
 from ..ip2p_core.schedule import CfgSchedule, step_index
 from . import host
+from .attention import with_pytorch_attention
 from .conditioning import image_latent, with_values, without_image
 
 
@@ -165,9 +166,10 @@ class IP2PGuider:
 def make_guider(model, positive, negative, text_cfg: float, image_cfg: float,
                 text_cfg_schedule: Optional[CfgSchedule] = None, image_cfg_schedule: Optional[CfgSchedule] = None,
                 rescale: float = 0.0) -> DualCFGGuider:
-    """The guider both nodes use; a connected schedule replaces the constant scale."""
+    """The guider both nodes use; a connected schedule replaces the constant scale. Its model
+    gets PyTorch attention where the host fell back to sub-quadratic on the CPU (nodes/attention.py)."""
     require_ip2p_model(model)
-    guider = DualCFGGuider(model)
+    guider = DualCFGGuider(with_pytorch_attention(model))
     guider.set_conds(positive, negative)
     guider.set_cfg(text_cfg_schedule or CfgSchedule("constant", text_cfg),
                    image_cfg_schedule or CfgSchedule("constant", image_cfg), rescale)

@@ -2,16 +2,19 @@
 
 Upstream ComfyUI (2025) and the packaged `comfyui` from PyPI (2024) share the sampling and
 model-management APIs the pack uses, but differ in how progress bars are switched and in
-whether the VAE encodes the posterior's mode or a sample.
+whether the VAE encodes the posterior's mode or a sample. It also reads which attention
+kernel the host picked, which both hosts decide at import time from their flags.
 """
 import contextlib
 import inspect
 
+import comfy.ldm.modules.attention
 import comfy.model_management
 import comfy.sd
 import comfy.utils
 import folder_paths
 import torch
+from comfy.cli_args import args
 
 from ..ip2p_core.errors import IP2PUserError
 
@@ -110,3 +113,25 @@ def unet_state_dict(model) -> dict:
     """The diffusion model's weights with the MODEL's patches (LoRAs, merges) applied, on the CPU."""
     comfy.model_management.load_models_gpu([model], force_patch_weights=True)
     return {k: v.detach().to("cpu", copy=True) for k, v in model.model.diffusion_model.state_dict().items()}
+
+
+def runs_sub_quadratic_by_default(model) -> bool:
+    """Whether this model's UNet attention runs the host's sub-quadratic kernel on the CPU in
+    float32 only because no kernel was chosen.
+
+    On the CPU both hosts pick that kernel at import time unless started with an attention flag
+    (--use-pytorch-cross-attention, --use-split-cross-attention, --use-quad-cross-attention, ...);
+    a flag is the user's choice and stands, as does the host's choice on a GPU. Other compute
+    dtypes keep the kernel that honours the model's attention precision.
+    """
+    attention = comfy.ldm.modules.attention
+    weights = model.model
+    return (torch.device(model.load_device).type == "cpu"
+            and attention.optimized_attention is attention.attention_sub_quad
+            and not args.use_quad_cross_attention
+            and (weights.manual_cast_dtype or weights.get_dtype()) == torch.float32)
+
+
+def pytorch_attention(q, k, v, heads: int):
+    """The host's own scaled_dot_product_attention kernel: what --use-pytorch-cross-attention runs."""
+    return comfy.ldm.modules.attention.attention_pytorch(q, k, v, heads)

@@ -3,6 +3,7 @@
 The host is started once per session (a few seconds) with generated models and images in
 its folders; tests then queue graphs on it as a user's ComfyUI would run them.
 """
+import contextlib
 import sys
 from pathlib import Path
 
@@ -90,6 +91,16 @@ def host(tmp_path_factory, tiny_ip2p, tiny_sd, patch_files, test_images):
     checkpoints.mkdir(parents=True, exist_ok=True)
     write_corrupt_checkpoint(checkpoints / DAMAGED_CKPT)
     (checkpoints / GONE_CKPT).symlink_to(checkpoints / "deleted-after-listing.safetensors")
+    with host:
+        add_models(host, tiny_ip2p, tiny_sd, patch_files, test_images)
+        yield host
+
+
+@contextlib.contextmanager
+def extra_host(base_dir, flags, tiny_ip2p, tiny_sd, patch_files, test_images):
+    """Another running host like the session one (probes, models, images), started with `flags`."""
+    host = ComfyHost(base_dir, extra_args=["--fp32-text-enc", *flags])
+    (host.custom_nodes_dir / "ip2p_test_probes").symlink_to(TESTS / "probe_pack")
     with host:
         add_models(host, tiny_ip2p, tiny_sd, patch_files, test_images)
         yield host

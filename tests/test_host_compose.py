@@ -2,9 +2,13 @@
 
 Each patch must change the edit, and where the host has its own path for the same patch
 (its DualCFGGuider + SamplerCustomAdvanced on the same IP2P Encode conditionings) give that
-path's result. Both make the same three predictions in one model call with the same kernels:
-measured identical (difference 0.0) on both hosts; SAME_HOST_RTOL (of the largest latent
-value) leaves room for float32 rounding should the host group the predictions differently.
+path's result. Both make the same three predictions in one model call, but on the CPU the
+host's path keeps its sub-quadratic attention where the pack runs PyTorch's
+(nodes/attention.py): float32 rounding of two kernels, bounded by KERNEL_RTOL (of the largest
+latent value) as against diffusers in test_host_parity; so is a pack edit whose attention
+replacement (the probe's, running the host's kernel) keeps the user's kernel there. Two pack
+edits with the same patches run the same kernels: SAME_HOST_RTOL leaves room for float32
+rounding should the host group the predictions differently.
 """
 import pytest
 import torch
@@ -19,6 +23,7 @@ INSTRUCTION = "turn the sky into a sunset"
 STEPS = 3
 SEED = 5
 SAME_HOST_RTOL = 1e-6
+KERNEL_RTOL = 2e-5
 CHANGED = 1e-3  # a patch that takes effect moves the latent by more than this (relative)
 
 
@@ -97,7 +102,7 @@ def assert_takes_effect_and_matches_native(host, plain, patch):
     pack = saved_latent(host, patch(pack_graph()))
     native = saved_latent(host, patch(native_graph(host)))
     assert relative_diff(pack, plain) > CHANGED, "the patch did not change the edit"
-    assert relative_diff(pack, native) < SAME_HOST_RTOL
+    assert relative_diff(pack, native) < KERNEL_RTOL
     return pack
 
 
@@ -181,7 +186,8 @@ def test_ip_adapter_style_image_prompt_reaches_only_the_instruction_prediction(h
     assert relative_diff(patched, plain) > CHANGED
     plain_no_text = saved_latent(host, pack_graph(text_cfg=0.0))
     patched_no_text = saved_latent(host, image_prompt(pack_graph(text_cfg=0.0), "cond_or_uncond"))
-    assert relative_diff(patched_no_text, plain_no_text) < SAME_HOST_RTOL
+    # The probe's attn2 runs the host's sub-quadratic kernel, the unpatched pack PyTorch's.
+    assert relative_diff(patched_no_text, plain_no_text) < KERNEL_RTOL
 
 
 # -- CFG hooks ---------------------------------------------------------------------------
@@ -227,7 +233,7 @@ def test_model_sampling_switch_matches_the_native_path(host, plain, sampling, zs
     if sampling == "eps" and not zsnr:  # the checkpoint's own setting: a no-op
         pack = saved_latent(host, patch(pack_graph()))
         assert relative_diff(pack, plain) < SAME_HOST_RTOL
-        assert relative_diff(pack, saved_latent(host, patch(native_graph(host)))) < SAME_HOST_RTOL
+        assert relative_diff(pack, saved_latent(host, patch(native_graph(host)))) < KERNEL_RTOL
     else:
         assert_takes_effect_and_matches_native(host, plain, patch)
 

@@ -19,8 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import torch
 
-from comfy_host import ComfyHost, HostError
-from conftest import IP2P_CKPT, LORA_IP2P, SD_CKPT, TESTS, add_models
+from comfy_host import HostError
+from conftest import IP2P_CKPT, LORA_IP2P, SD_CKPT, extra_host
 from host_graphs import saved_latent
 from test_host_compose import pack_graph, patched_model, relative_diff, with_controlnet, with_lora
 
@@ -61,10 +61,8 @@ def mode_host(request, tmp_path_factory, tiny_ip2p, tiny_sd, patch_files, test_i
     if MODES[request.param] is None:
         pytest.skip(NO_CPU_MODE.format(mode=request.param))
     args, tolerance = MODES[request.param]
-    host = ComfyHost(tmp_path_factory.mktemp(request.param), extra_args=["--fp32-text-enc", *args])
-    (host.custom_nodes_dir / "ip2p_test_probes").symlink_to(TESTS / "probe_pack")
-    with host:
-        add_models(host, tiny_ip2p, tiny_sd, patch_files, test_images)
+    with extra_host(tmp_path_factory.mktemp(request.param), args, tiny_ip2p, tiny_sd, patch_files,
+                    test_images) as host:
         yield request.param, host, tolerance
 
 

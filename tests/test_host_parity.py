@@ -7,7 +7,10 @@ sigma table in float64 vs float32, a different order of the guidance sums) the m
 difference is under 1e-5 of the latent scale (2.4e-3 on values of 312): 2e-5 relative is
 the bound, i.e. 1e-4 absolute at a real model's latent scale. Diffusers against itself, the
 pipeline vs the formula written out, differs by as much (2.0e-3). Within one host the pack
-and the native guider run the same kernels in the same batch order: identical to 1e-6.
+and the native guider run the same batch in the same order, but on the CPU native keeps the
+host's sub-quadratic attention where the pack runs PyTorch's (nodes/attention.py): measured
+3.3e-6 of the latent scale, bounded like diffusers' different kernels. With the same kernel
+(a host started with an attention flag) they agree to 1e-6 (tests/test_host_attention.py).
 """
 import pytest
 import torch
@@ -21,7 +24,7 @@ INSTRUCTION = "turn the sky into a sunset"
 STEPS = 4
 SEED = 3
 DIFFUSERS_RTOL = 2e-5
-SAME_HOST_RTOL = 1e-6
+NATIVE_RTOL = DIFFUSERS_RTOL
 
 
 def pack_latent(host, text_cfg=7.5, image_cfg=1.5, **kwargs):
@@ -41,7 +44,7 @@ def native_latent(host, encoder):
 
 
 def test_matches_comfyui_native_dual_cfg_guider_on_the_same_conditioning(host):
-    assert relative_diff(pack_latent(host), native_latent(host, "IP2PEncode")) < SAME_HOST_RTOL
+    assert relative_diff(pack_latent(host), native_latent(host, "IP2PEncode")) < NATIVE_RTOL
 
 
 def test_matches_comfyui_native_ip2p_wiring_end_to_end(host, request):
@@ -49,7 +52,7 @@ def test_matches_comfyui_native_ip2p_wiring_end_to_end(host, request):
         # The 2024 host's VAE samples the posterior: its native IP2P node conditions on a noisy
         # latent, which is why nodes/host.py encodes the mode. Strict: fails if that changes.
         request.applymarker(pytest.mark.xfail(strict=True, reason="PyPI host's VAE encode samples the posterior"))
-    assert relative_diff(pack_latent(host), native_latent(host, "InstructPixToPixConditioning")) < SAME_HOST_RTOL
+    assert relative_diff(pack_latent(host), native_latent(host, "InstructPixToPixConditioning")) < NATIVE_RTOL
 
 
 def test_matches_diffusers_instruct_pix2pix_pipeline(host, tiny_ip2p, test_images):
