@@ -82,6 +82,7 @@ INSTRUCTION = "turn the sky into a sunset"
 POLL_SECONDS = 0.025
 WARMUP_SIZE = 64
 DEFAULT_HOST_ARGS = ["--fp32-text-enc"]  # fp32 everywhere, as diffusers runs here
+PACK_ATTENTION_LOGGED = "IP2P: ComfyUI runs attention on the CPU with its sub-quadratic kernel"  # nodes/attention.py
 
 
 # -- the three paths ----------------------------------------------------------------------
@@ -187,7 +188,16 @@ class HostPath:
                 "host_python": system.get("python_version", "").split()[0],
                 # the PyPI host runs in this interpreter's environment and does not report its torch
                 "host_torch": system.get("pytorch_version") or (torch.__version__ if self.host.kind == "pypi" else "?"),
-                "host_args": " ".join(self.host.extra_args)}
+                "host_args": " ".join(self.host.extra_args), f"{self.name}_attention": self.attention()}
+
+    def attention(self) -> str:
+        """The UNet's attention kernel, as the host's log says: the host's choice, or the pack's."""
+        lines = self.host.log_path.read_text(errors="replace").splitlines()
+        host_choice = next((line.split(",")[0] for line in lines
+                            if line.startswith("Using ") and "attention" in line and "VAE" not in line), "not logged")
+        if any(PACK_ATTENTION_LOGGED in line for line in lines):
+            return f"PyTorch scaled_dot_product_attention, picked by the pack (host: {host_choice})"
+        return host_choice
 
     def stop(self) -> None:
         if self.host is not None:
@@ -487,6 +497,8 @@ def markdown(data: dict, command: str) -> str:
         "compare ratios (measured side by side) rather than absolute seconds.",
         f"- Host: {v['comfyui']} ({v['host']}), Python {v['host_python']}, torch {v['host_torch']}, "
         f"flags `--cpu {v['host_args']}`; diffusers {v['diffusers']}, transformers {v['transformers']}.",
+        f"- Attention in the UNet: pack: {v.get('pack_attention', '?')}; native: {v.get('native_attention', '?')}; "
+        "diffusers: PyTorch scaled_dot_product_attention (its default AttnProcessor2_0).",
         f"- Pack: commit {data['pack_commit']}" + (" (PACK_DIR: a clean clone of this repository at that commit)."
                                                    if "PACK_DIR" in command else "."),
         f"- Model: {data['model']['name']}, generated random weights, UNet block_out_channels "
