@@ -40,7 +40,7 @@ UPLOAD_FOLDER = "ip2p_batch"  # inputs go into this sub-folder of the server's i
 # legacy folder names, which the 2024 host knows and upstream lists under diffusion_models and
 # text_encoders.
 MODEL_FOLDERS = {"checkpoint": "checkpoints", "sd_checkpoint": "checkpoints", "diffusers": "diffusers",
-                 "unet": "unet", "clip": "clip", "vae": "vae"}
+                 "unet": "unet", "clip": "clip", "vae": "vae", "upscale_model": "upscale_models"}
 
 
 class RunningHost(ComfyHost):

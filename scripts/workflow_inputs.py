@@ -16,6 +16,7 @@ MODEL_FILES = {
     "unet": ("IP2PUNetLoader", "unet_name"),
     "clip": ("CLIPLoader", "clip_name"),
     "vae": ("VAELoader", "vae_name"),
+    "upscale_model": ("UpscaleModelLoader", "model_name"),
 }
 SEED_INPUTS = {"IP2PSampler": "seed", "KSampler": "seed", "RandomNoise": "noise_seed"}
 STEPS_INPUTS = {"IP2PSampler": "steps", "KSampler": "steps", "BasicScheduler": "steps"}
@@ -38,7 +39,8 @@ def with_inputs(prompt: Prompt, *, image: Optional[str] = None, instruction: Opt
     """A copy of `prompt` with the given values set wherever the graph takes them.
 
     `model_files` names files by kind (the keys of MODEL_FILES): `checkpoint` goes to IP2P
-    Checkpoint Loader, `sd_checkpoint` to Load Checkpoint, `unet`, `clip`, `vae`, `diffusers`.
+    Checkpoint Loader, `sd_checkpoint` to Load Checkpoint, `unet`, `clip`, `vae`, `diffusers`,
+    `upscale_model` to Load Upscale Model.
     """
     unknown = set(model_files) - set(MODEL_FILES)
     if unknown:
