@@ -13,6 +13,7 @@ from typing import Optional
 
 import torch
 from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file
 
 from .errors import IP2PUserError
 from .latents import Family
@@ -41,14 +42,29 @@ class UnetShape:
 
 def read_tensor_shapes(path: Path) -> dict[str, tuple[int, ...]]:
     """Tensor name to shape, without reading weights where the format allows."""
-    path = Path(path)
-    if not path.is_file():
-        raise IP2PUserError(f"checkpoint file not found: {path}")
-    try:
+    def shapes_only(path: Path) -> dict[str, tuple[int, ...]]:
         if path.suffix == ".safetensors":
             with safe_open(str(path), framework="pt") as f:
                 return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
-        state = _torch_load(path)
+        return {k: tuple(v.shape) for k, v in _torch_load(path).items() if isinstance(v, torch.Tensor)}
+    return _read(Path(path), shapes_only)
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """Every tensor of a .safetensors or pickled checkpoint, on the CPU."""
+    def tensors(path: Path) -> dict[str, torch.Tensor]:
+        if path.suffix == ".safetensors":
+            return load_file(str(path))
+        return {k: v for k, v in _torch_load(path).items() if isinstance(v, torch.Tensor)}
+    return _read(Path(path), tensors)
+
+
+def _read(path: Path, reader):
+    """`reader(path)`, with a missing or damaged file reported by name instead of a library traceback."""
+    if not path.is_file():
+        raise IP2PUserError(f"checkpoint file not found: {path}")
+    try:
+        return reader(path)
     except IP2PUserError:
         raise
     except (SafetensorError, OSError, RuntimeError, ValueError, EOFError,
@@ -57,7 +73,6 @@ def read_tensor_shapes(path: Path) -> dict[str, tuple[int, ...]]:
             f"cannot read checkpoint {path.name}: the file is damaged or not a model file "
             f"({type(exc).__name__}: {exc}). Download it again."
         ) from exc
-    return {k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor)}
 
 
 def _torch_load(path: Path) -> dict:
