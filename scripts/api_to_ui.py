@@ -76,6 +76,9 @@ SOURCES = {
     "cosxl_edit.safetensors":
         "CosXL Edit by Stability AI, an SDXL-based instruction-editing model: https://huggingface.co/stabilityai/cosxl "
         "(file cosxl_edit.safetensors; log in and accept its licence on the model page if asked)",
+    "RealESRGAN_x2plus.pth":
+        "Real-ESRGAN's 2x upscale model: https://github.com/xinntao/Real-ESRGAN/releases (file "
+        "RealESRGAN_x2plus.pth), or another 2x ESRGAN-family model",
     "landscape.png": "the example picture examples/landscape.png of this pack (or pick your own image)",
     "landscape_sky_mask.png": "the example mask examples/landscape_sky_mask.png of this pack (white = edit)",
 }
@@ -147,9 +150,19 @@ LAYOUTS = {
         "picture. Lower denoise keeps more of the upscaled image, higher changes more.",
         _groups(LOAD, ("Edit", "3 4 5", GREEN), ("Upscale and detail pass", "6 7 8", PURPLE),
                 ("Result", "9 10", BROWN)), rows=(2, 2), tips={"Upscale and detail pass":
-            "With an upscale model (e.g. RealESRGAN_x4plus.pth or 4x-UltraSharp.pth in "
-            "ComfyUI/models/upscale_models/): replace Upscale Image By with Load Upscale Model + Upscale Image "
-            "(using Model), and add Upscale Image By 0.5 after it for 2x. The detail pass stays the same."}),
+            "With an upscale model (e.g. RealESRGAN_x2plus.pth in ComfyUI/models/upscale_models/) use the "
+            "workflow edit_then_upscale_model: Load Upscale Model + Upscale Image (using Model) in place of "
+            "Upscale Image By. The detail pass stays the same."}),
+    "edit_then_upscale_model": Layout(
+        "Edit, then upscale with a model: an upscale model (Real-ESRGAN and the like) scales the edit 2x, "
+        "then a second IP2P pass at the higher resolution with denoise 0.4 adds detail while keeping the "
+        "picture. Lower denoise keeps more of the upscaled image, higher changes more. Without an upscale "
+        "model use the workflow edit_then_upscale (Upscale Image By).",
+        _groups(LOAD, ("Edit", "3 4 5", GREEN), ("Upscale with a model and detail pass", "6 7 8 9", PURPLE),
+                ("Result", "10 11", BROWN)), rows=(2, 2), tips={"Upscale with a model and detail pass":
+            "Any ESRGAN-family model in ComfyUI/models/upscale_models/ works. A 4x model (RealESRGAN_x4plus.pth, "
+            "4x-UltraSharp.pth) makes the detail pass run at 4 times the size: add Upscale Image By 0.5 after "
+            "Upscale Image (using Model) to stay at 2x."}),
     "diffusers_folder_edit": Layout(
         "The basic edit with a diffusers-format model: a folder under ComfyUI/models/diffusers/ holding "
         "model_index.json, unet/, vae/ and text_encoder/. IP2P Diffusers Loader converts it on load.",

@@ -20,6 +20,7 @@ from PIL import Image  # noqa: E402
 from comfy_host import ComfyHost  # noqa: E402
 from model_factory import build_sd15_ip2p, build_sd15_plain, write_corrupt_checkpoint  # noqa: E402
 from patch_factory import build_patch_files  # noqa: E402
+from upscale_factory import write_upscale_model  # noqa: E402
 
 MODEL_CACHE = REPO / ".cache" / "test_models"
 IP2P_CKPT = "tiny_ip2p.safetensors"
@@ -79,6 +80,13 @@ def test_images(tmp_path_factory):
     paths[SMALL_MASK] = folder / SMALL_MASK
     Image.open(REPO / "examples" / "landscape_sky_mask.png").resize((64, 48), Image.NEAREST).save(paths[SMALL_MASK])
     return paths
+
+
+@pytest.fixture(scope="session")
+def upscale_model(host, tmp_path_factory):
+    """A tiny 2x upscale model (tests/upscale_factory.py) in the session host's models/upscale_models."""
+    path = write_upscale_model(tmp_path_factory.mktemp("upscale") / "tiny_compact_2x.safetensors")
+    return host.add_model("upscale_models", path)
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ from conftest import IP2P_CKPT, ODD_IMAGE, SD_CKPT, SMALL_IMAGE, SMALL_MASK
 from host_graphs import saved_images
 from model_files import model_files, sdxl_files  # noqa: F401 (fixtures)
 from ui_workflow import load_any
+from upscale_factory import SCALE as UPSCALE_MODEL_SCALE
 from workflow_inputs import PACK_ENCODERS, with_inputs
 
 pytestmark = pytest.mark.host
@@ -34,9 +35,11 @@ def prompt_for(host, workflow, image=SMALL_IMAGE, seed=1, instruction=None, reso
 
 
 def scale_of(prompt, node_id):
-    """How much the image saved by `node_id` is scaled against the input picture (Upscale Image By)."""
+    """How much the image saved by `node_id` is scaled against the input picture (Upscale Image By,
+    or the test's upscale model)."""
     node = prompt[node_id]
-    scale = node["inputs"]["scale_by"] if node["class_type"] == "ImageScaleBy" else 1.0
+    scale = {"ImageScaleBy": node["inputs"].get("scale_by"),
+             "ImageUpscaleWithModel": UPSCALE_MODEL_SCALE}.get(node["class_type"], 1.0)
     for name in IMAGE_PATH:
         if isinstance(node["inputs"].get(name), list):
             return scale * scale_of(prompt, node["inputs"][name][0])
@@ -44,9 +47,9 @@ def scale_of(prompt, node_id):
 
 
 @pytest.mark.parametrize("workflow", WORKFLOWS, ids=[w.name for w in WORKFLOWS])
-def test_every_workflow_runs_and_returns_the_input_size(host, model_files, request, workflow):
+def test_every_workflow_runs_and_returns_the_input_size(host, model_files, upscale_model, request, workflow):
     files = {"diffusers": model_files["diffusers"], "unet": model_files["unet_ldm"], "clip": model_files["clip"],
-             "vae": model_files["vae"]}
+             "vae": model_files["vae"], "upscale_model": upscale_model}
     if workflow.name.startswith("cosxl_"):  # SDXL family: the generated CosXL Edit checkpoint
         files["checkpoint"] = request.getfixturevalue("sdxl_files")["cosxl_checkpoint"]
     prompt = prompt_for(host, workflow.name, files=files)

@@ -35,7 +35,7 @@ def test_every_file_in_workflows_has_its_twins():
 
 
 def test_the_new_workflows_are_there():
-    assert {"chain_edit", "edit_then_upscale"} <= set(STEMS)
+    assert {"chain_edit", "edit_then_upscale", "edit_then_upscale_model"} <= set(STEMS)
     assert set(STEMS) <= set(LAYOUTS), "every workflow needs its notes and groups in scripts/api_to_ui.py"
 
 

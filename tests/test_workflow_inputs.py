@@ -37,3 +37,11 @@ def test_mask_and_resolution_reach_their_nodes():
     kinds = {node["class_type"]: node["inputs"] for node in out.values()}
     assert kinds["LoadImageMask"]["image"] == "m.png"
     assert kinds["IP2PEncodeText"]["resolution"] == 256
+
+
+def test_upscale_model_reaches_the_upscale_model_loader():
+    prompt = load_workflow(REPO / "workflows" / "edit_then_upscale_model.api.json")
+    out = with_inputs(prompt, checkpoint="m.safetensors", upscale_model="2x.safetensors")
+    kinds = {node["class_type"]: node["inputs"] for node in out.values()}
+    assert kinds["UpscaleModelLoader"]["model_name"] == "2x.safetensors"
+    assert kinds["IP2PCheckpointLoader"]["ckpt_name"] == "m.safetensors"
