@@ -1,0 +1,70 @@
+"""One IP2P training loss: denoise the edited image's latent, given the original's and the instruction.
+
+The edited image's latent is noised at a random timestep; the UNet sees it with the
+original image's latent concatenated (SD1.x convention: distribution mode, unscaled) and
+the instruction's embedding, each dropped now and then (`conditioning_dropout`), and is
+trained to predict the noise (or the velocity, for v-prediction schedules).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .conditioning_dropout import apply_dropout, dropout_masks
+from .latents import Family, concat_image_latent, image_latent_for
+from .paired_data import Pair, PairTransform, load_pair
+from .trainable_model import TrainableModel
+
+
+@dataclass(frozen=True)
+class Batch:
+    original: Tensor  # (B, 3, H, W) in [-1, 1]
+    edited: Tensor
+    instructions: list[str]
+
+
+def sample_batch(pairs: list[Pair], transform: PairTransform, size: int, generator: torch.Generator) -> Batch:
+    """`size` pairs drawn with replacement, each transformed with the same crop/flip for both images."""
+    originals, edits, instructions = [], [], []
+    for index in torch.randint(len(pairs), (size,), generator=generator).tolist():
+        original, edited = transform(*load_pair(pairs[index]), generator)
+        originals.append(original)
+        edits.append(edited)
+        instructions.append(pairs[index].instruction)
+    return Batch(torch.stack(originals), torch.stack(edits), instructions)
+
+
+@torch.no_grad()
+def encode_text(model: TrainableModel, prompts: list[str]) -> Tensor:
+    tokenizer = model.tokenizer
+    ids = tokenizer(prompts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
+                    return_tensors="pt").input_ids
+    return model.text_encoder(ids.to(model.text_encoder.device))[0]
+
+
+def ip2p_loss(model: TrainableModel, batch: Batch, empty_text: Tensor, dropout: float,
+              generator: torch.Generator) -> Tensor:
+    """The mean squared error of the UNet's prediction for one batch; all randomness from `generator`."""
+    device = model.unet.device
+    scheduler = model.noise_scheduler
+    with torch.no_grad():
+        edited = model.vae.encode(batch.edited.to(device)).latent_dist.sample(generator)
+        latents = edited * model.vae.config.scaling_factor
+        image_latents = image_latent_for(Family.SD15, model.vae.encode(batch.original.to(device)).latent_dist.mode())
+        text = encode_text(model, batch.instructions)
+    size = latents.shape[0]
+    noise = torch.randn(latents.shape, generator=generator).to(device)
+    timesteps = torch.randint(scheduler.config.num_train_timesteps, (size,), generator=generator).to(device)
+    masks = dropout_masks(torch.rand(size, generator=generator), dropout)
+    text, image_latents = apply_dropout(text, empty_text, image_latents, _on(masks, device))
+    noisy = scheduler.add_noise(latents, noise, timesteps)
+    target = noise if scheduler.config.prediction_type == "epsilon" else scheduler.get_velocity(latents, noise, timesteps)
+    prediction = model.unet(concat_image_latent(noisy, image_latents), timesteps, text).sample
+    return F.mse_loss(prediction.float(), target.float())
+
+
+def _on(masks, device):
+    return type(masks)(text=masks.text.to(device), image=masks.image.to(device))

@@ -1,0 +1,128 @@
+"""The SD or IP2P model a training run starts from, and the two files it ends as.
+
+A run starts from an SD model (its `conv_in` widened to 8 channels) or from an IP2P model
+(trained further), given as a diffusers folder or an LDM single file. It ends as both a
+diffusers folder and a single file in the layout ComfyUI's checkpoint loader detects, so
+the result goes straight into the pack's loaders, ComfyUI's and diffusers'.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import torch
+from safetensors.torch import save_file
+
+from .checkpoint_info import IP2P_IN_CHANNELS, read_state_dict
+from .conv_in import widen_conv_in
+from .diffusers_folder import find_parts
+from .diffusers_to_ldm import ldm_checkpoint
+from .errors import IP2PUserError
+from .ldm_to_diffusers import (load_unet_from_ldm, load_vae_from_ldm, text_encoder_config_from_ldm,
+                               text_encoder_state_from_ldm, unet_config_from_ldm, vae_config_from_ldm)
+
+SD_IN_CHANNELS = 4
+# SD1.x's training noise schedule, for single files, which carry no scheduler config.
+SD1_NOISE_SCHEDULE = {"num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.012,
+                      "beta_schedule": "scaled_linear", "prediction_type": "epsilon", "steps_offset": 1,
+                      "clip_sample": False}
+
+
+@dataclass
+class TrainableModel:
+    unet: "UNet2DConditionModel"  # noqa: F821 - diffusers types, imported lazily
+    vae: "AutoencoderKL"  # noqa: F821
+    text_encoder: "CLIPTextModel"  # noqa: F821
+    tokenizer: "CLIPTokenizer"  # noqa: F821
+    noise_scheduler: "DDPMScheduler"  # noqa: F821
+
+
+def load_model(source: Path, tokenizer: Optional[Path] = None) -> TrainableModel:
+    """The model at `source` (diffusers folder or single file), its UNet widened to 8 channels if it has 4."""
+    source = Path(source)
+    model = _load_folder(source, tokenizer) if source.is_dir() else _load_single_file(source, tokenizer)
+    model.unet = to_ip2p_unet(model.unet, source.name)
+    return model
+
+
+def to_ip2p_unet(unet, name: str):
+    """An 8-channel UNet: a 4-channel SD UNet gets zero-initialised image channels, an IP2P one stays."""
+    channels = unet.config.in_channels
+    if channels == IP2P_IN_CHANNELS:
+        return unet
+    if channels != SD_IN_CHANNELS:
+        raise IP2PUserError(f"{name}: its UNet takes {channels} input channels; training starts from an SD "
+                            f"model ({SD_IN_CHANNELS}) or an InstructPix2Pix model ({IP2P_IN_CHANNELS})")
+    old = unet.conv_in
+    new = torch.nn.Conv2d(IP2P_IN_CHANNELS, old.out_channels, old.kernel_size, old.stride, old.padding,
+                          dtype=old.weight.dtype, device=old.weight.device)
+    with torch.no_grad():
+        new.weight.copy_(widen_conv_in(old.weight))
+        new.bias.copy_(old.bias)
+    unet.conv_in = new
+    unet.register_to_config(in_channels=IP2P_IN_CHANNELS)
+    return unet
+
+
+def save_model(model: TrainableModel, folder: Path, single_file: Path) -> None:
+    """The model as a diffusers InstructPix2Pix folder and an LDM single file (fp32)."""
+    from diffusers import EulerAncestralDiscreteScheduler, StableDiffusionInstructPix2PixPipeline
+
+    pipe = StableDiffusionInstructPix2PixPipeline(
+        vae=model.vae, text_encoder=model.text_encoder, tokenizer=model.tokenizer, unet=model.unet,
+        scheduler=EulerAncestralDiscreteScheduler.from_config(model.noise_scheduler.config),
+        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+    )
+    pipe.save_pretrained(folder, safe_serialization=True)
+    cpu = lambda module: {k: v.detach().float().cpu().contiguous() for k, v in module.state_dict().items()}  # noqa: E731
+    state = ldm_checkpoint(cpu(model.unet), dict(model.unet.config), cpu(model.vae), dict(model.vae.config),
+                           cpu(model.text_encoder))
+    save_file(state, str(single_file), metadata={"format": "pt"})
+
+
+def _load_folder(folder: Path, tokenizer: Optional[Path]) -> TrainableModel:
+    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextModel
+
+    parts = find_parts(folder)
+    if parts.is_sdxl:
+        raise IP2PUserError(f"{folder.name} is an SDXL model: training supports SD1.x-family models")
+    scheduler_config = folder / "scheduler" / "scheduler_config.json"
+    return TrainableModel(
+        unet=UNet2DConditionModel.from_pretrained(folder, subfolder="unet"),
+        vae=AutoencoderKL.from_pretrained(folder, subfolder="vae"),
+        text_encoder=CLIPTextModel.from_pretrained(folder, subfolder="text_encoder"),
+        tokenizer=_tokenizer(tokenizer or folder / "tokenizer", folder.name),
+        noise_scheduler=DDPMScheduler.from_config(
+            json.loads(scheduler_config.read_text()) if scheduler_config.is_file() else SD1_NOISE_SCHEDULE),
+    )
+
+
+def _load_single_file(path: Path, tokenizer: Optional[Path]) -> TrainableModel:
+    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    if tokenizer is None:
+        raise IP2PUserError(f"{path.name} is a single file, which holds no tokenizer: pass --tokenizer with the "
+                            "tokenizer/ folder of any SD1.5 diffusers model (or ComfyUI's comfy/sd1_tokenizer)")
+    state = read_state_dict(path)
+    unet_config = unet_config_from_ldm(state, path.name)
+    unet = UNet2DConditionModel(**unet_config)
+    load_unet_from_ldm(unet, state, unet_config, path.name)
+    vae_config = vae_config_from_ldm(state)
+    vae = AutoencoderKL(**vae_config)
+    load_vae_from_ldm(vae, state, vae_config, path.name)
+    text_encoder = CLIPTextModel(CLIPTextConfig(**text_encoder_config_from_ldm(state)))
+    text_encoder.load_state_dict(text_encoder_state_from_ldm(state))
+    return TrainableModel(unet=unet, vae=vae, text_encoder=text_encoder,
+                          tokenizer=_tokenizer(tokenizer, path.name), noise_scheduler=DDPMScheduler(**SD1_NOISE_SCHEDULE))
+
+
+def _tokenizer(folder: Path, model_name: str):
+    from transformers import CLIPTokenizer
+
+    if not (Path(folder) / "vocab.json").is_file() or not (Path(folder) / "merges.txt").is_file():
+        raise IP2PUserError(f"no CLIP tokenizer for {model_name}: {folder} needs vocab.json and merges.txt")
+    return CLIPTokenizer.from_pretrained(str(folder))

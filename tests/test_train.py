@@ -1,0 +1,96 @@
+"""The training command on a miniature SD: widening, outputs, exact resume, and the errors users hit."""
+import json
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from ip2p_core.errors import IP2PUserError
+from ip2p_core.train import TrainOptions, parse_args, train
+from ip2p_core.train_checkpoints import STATE_FILE, UNET_FILE
+from ip2p_core.trainable_model import load_model
+from train_fixtures import shape_pairs, small_sd  # noqa: F401 (fixtures)
+
+
+def options(small_sd, data, output, **overrides):
+    values = dict(model=small_sd, data=data, output=output, resolution=16, batch_size=2, steps=3,
+                  checkpoint_every=1, learning_rate=1e-3, ema=True, ema_decay=0.9, progress=False)
+    return TrainOptions(**{**values, **overrides})
+
+
+def test_widened_sd_unet_ignores_the_image_channels_until_trained(small_sd):
+    from diffusers import UNet2DConditionModel
+
+    sd = UNet2DConditionModel.from_pretrained(small_sd, subfolder="unet").eval()
+    ip2p = load_model(small_sd).unet.eval()
+    assert ip2p.config.in_channels == 8 and torch.equal(ip2p.conv_in.weight[:, 4:], torch.zeros_like(ip2p.conv_in.weight[:, 4:]))
+    x, image, text = torch.randn(1, 4, 4, 4), torch.randn(1, 4, 4, 4), torch.randn(1, 77, 64)
+    with torch.no_grad():
+        assert torch.equal(ip2p(torch.cat([x, image], 1), 10, text).sample, sd(x, 10, text).sample)
+
+
+def test_run_writes_a_loadable_ip2p_model_and_a_loss_log(small_sd, shape_pairs, tmp_path):
+    result = train(options(small_sd, shape_pairs, tmp_path / "run"))
+    log = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
+    assert [entry["step"] for entry in log] == [1, 2, 3] and all(entry["loss"] > 0 for entry in log)
+    trained = load_model(result.diffusers_dir)
+    assert trained.unet.config.in_channels == 8
+    assert not torch.equal(trained.unet.conv_in.weight[:, 4:], torch.zeros_like(trained.unet.conv_in.weight[:, 4:]))
+    single = load_file(str(result.single_file))
+    assert single["model.diffusion_model.input_blocks.0.0.weight"].shape[1] == 8
+    assert torch.equal(single["model.diffusion_model.input_blocks.0.0.weight"], trained.unet.conv_in.weight)
+
+
+def test_resumed_run_equals_an_uninterrupted_one(small_sd, shape_pairs, tmp_path):
+    train(options(small_sd, shape_pairs, tmp_path / "straight"))
+    with pytest.raises(IP2PUserError, match="already holds a training run: pass --resume latest"):
+        train(options(small_sd, shape_pairs, tmp_path / "straight"))
+    train(options(small_sd, shape_pairs, tmp_path / "resumed", steps=2))
+    shutil.rmtree(tmp_path / "resumed" / "diffusers")
+    (tmp_path / "resumed" / "resumed.safetensors").unlink()
+    train(options(small_sd, shape_pairs, tmp_path / "resumed", resume="latest"))
+    straight = load_file(str(tmp_path / "straight" / "checkpoints" / "step-00000003" / UNET_FILE))
+    resumed = load_file(str(tmp_path / "resumed" / "checkpoints" / "step-00000003" / UNET_FILE))
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+    assert load_file(str(tmp_path / "straight" / "straight.safetensors")).keys() == \
+        load_file(str(tmp_path / "resumed" / "resumed.safetensors")).keys()
+
+
+def test_bad_data_stops_the_run_and_keeps_the_last_checkpoint(small_sd, shape_pairs, tmp_path):
+    data = shutil.copytree(shape_pairs, tmp_path / "data")
+    train(options(small_sd, data, tmp_path / "run", steps=2, ema=False))
+    for pair in data.iterdir():
+        (pair / "edited.png").write_bytes(b"truncated")
+    with pytest.raises(IP2PUserError, match=r"cannot read .*edited.png .*Training stopped at step 2; the last "
+                                            r"checkpoint, step-00000002, is kept"):
+        train(options(small_sd, data, tmp_path / "run", steps=4, ema=False, resume="latest"))
+    assert (tmp_path / "run" / "checkpoints" / "step-00000002" / UNET_FILE).is_file()
+
+
+def test_resuming_from_a_four_channel_checkpoint_is_refused(small_sd, shape_pairs, tmp_path):
+    from diffusers import UNet2DConditionModel
+
+    checkpoint = tmp_path / "sd_checkpoint"
+    checkpoint.mkdir()
+    unet = UNet2DConditionModel.from_pretrained(small_sd, subfolder="unet")
+    save_file({k: v.contiguous() for k, v in unet.state_dict().items()}, str(checkpoint / UNET_FILE))
+    (checkpoint / STATE_FILE).write_text(json.dumps({"step": 5, "ema": False}))
+    with pytest.raises(IP2PUserError, match=r"its UNet has a 4-channel conv_in, but this run trains an InstructPix2Pix "
+                                            r"UNet with 8 input channels"):
+        train(options(small_sd, shape_pairs, tmp_path / "run", resume=str(checkpoint)))
+
+
+def test_resume_of_nothing_is_explained(small_sd, shape_pairs, tmp_path):
+    with pytest.raises(IP2PUserError, match="holds no checkpoint yet"):
+        train(options(small_sd, shape_pairs, tmp_path / "run", resume="latest"))
+    with pytest.raises(IP2PUserError, match="is not a training checkpoint"):
+        train(options(small_sd, shape_pairs, tmp_path / "run", resume=str(tmp_path)))
+
+
+def test_command_line(tmp_path, capsys):
+    parsed = parse_args(["--model", "m", "--data", "d", "--output", "o", "--ema", "--instruction-column", "text"])
+    assert parsed.ema and parsed.columns.instruction == "text" and parsed.resolution == 256
+    with pytest.raises(SystemExit):
+        parse_args(["--model", "m", "--data", "d", "--output", "o", "--resolution", "100"])
+    assert "multiple of 8" in capsys.readouterr().err
