@@ -7,8 +7,8 @@ the raw latent and leaves the family's convention to ComfyUI's IP2P model class,
 checks the whole chain on models ComfyUI itself detects as each family: the tiny SD1.5 IP2P
 checkpoint, and tiny SDXL-shaped UNet-only files (`model_factory.build_sdxl_ip2p_unet`) as
 SDXL IP2P (EPS) and as CosXL Edit (with the `edm_vpred.*` keys), loaded with ComfyUI's own
-UNET loader. SDXL's CLIP-G is too big to generate, so those get seeded SDXL-shaped
-conditionings from a probe node; their VAE is the tiny SD1.5 model's (the same architecture
+UNET loader. These UNet-only tests get seeded SDXL-shaped conditionings from a probe node
+(whole SDXL checkpoints with a generated CLIP-G are tested in test_host_sdxl.py); their VAE is the tiny SD1.5 model's (the same architecture
 as SDXL's: the family's scaling comes from the model's latent format, not from the VAE).
 
 A probe node (tests/probe_pack) reports what the host built and wraps the model: every UNet
