@@ -120,6 +120,8 @@ def train(options: TrainOptions) -> TrainResult:
         progress.close()
     if ema is not None:
         ema.copy_to(unet.parameters())
+    if diffusers_dir.exists() or single_file.exists():
+        log.warning("replacing the model an earlier part of this run wrote to %s", output)
     save_model(model, diffusers_dir, single_file)
     log.info("wrote %s and %s", diffusers_dir, single_file)
     return TrainResult(diffusers_dir, single_file, loss_value)
