@@ -10,7 +10,8 @@
 3. `ip2p_core.train` on it: conv_in widened to 8, conditioning dropout, EMA, checkpoints;
 4. on the held-out pairs, the pixel error (MSE, values in [0, 1]) against the drawn targets of
    (a) returning the input unchanged, (b) the widened model before training, (c) the trained
-   model, over a grid of text and image CFG scales.
+   model, over a grid of text and image CFG scales; beside them the VAE's reconstruction
+   error of the targets, the floor for any edit that goes through it.
 
 Everything lands in a fresh folder under .cache/train_shapes (or --work); the report is
 printed as Markdown and written beside it as report.json.
@@ -34,7 +35,7 @@ for path in (str(REPO), str(REPO / "scripts")):
     if path not in sys.path:
         sys.path.insert(0, path)
 
-from ip2p_core.evaluate_edits import edit_scores, identity_mse  # noqa: E402
+from ip2p_core.evaluate_edits import edit_scores, identity_mse, reconstruction_mse  # noqa: E402
 from ip2p_core.paired_data import read_pairs  # noqa: E402
 from ip2p_core.small_sd import make_small_sd  # noqa: E402
 from ip2p_core.synthetic_shapes import make_pairs, write_pair_folder  # noqa: E402
@@ -92,12 +93,14 @@ def run(settings: Settings, work: Path, seed: int = 0) -> dict:
         checkpoint_every=max(1, settings.train_steps // 4), weight_decay=0.0,
     ))
     train_seconds = time.perf_counter() - t0
-    trained = edit_scores(load_model(result.diffusers_dir), heldout, list(settings.guidance), settings.eval_steps, seed)
+    trained_model = load_model(result.diffusers_dir)
+    trained = edit_scores(trained_model, heldout, list(settings.guidance), settings.eval_steps, seed)
     losses = [json.loads(line)["loss"] for line in (work / "run" / "train_log.jsonl").read_text().splitlines()]
     window = max(1, len(losses) // 10)
     return {
         "settings": asdict(settings),
         "identity_mse": identity_mse(heldout),
+        "vae_floor_mse": reconstruction_mse(trained_model, heldout),
         "untrained": asdict(untrained),
         "trained": [asdict(score) for score in trained],
         "loss_first": float(np.mean(losses[:window])),
@@ -126,6 +129,7 @@ def markdown(report: dict) -> str:
     identity = report["identity_mse"]
     row = lambda name, t, i, mse: f"| {name} | {t} | {i} | {mse:.5f} | {mse / identity:.2f} |"  # noqa: E731
     lines.append(row("input unchanged (identity)", "-", "-", identity))
+    lines.append(row("target through the VAE (floor)", "-", "-", report["vae_floor_mse"]))
     u = report["untrained"]
     lines.append(row("before training", u["text_cfg"], u["image_cfg"], u["mse"]))
     lines += [row("trained", t["text_cfg"], t["image_cfg"], t["mse"]) for t in report["trained"]]

@@ -2,7 +2,8 @@
 
 On held-out pairs whose target is known exactly (`synthetic_shapes`), an edit's error is
 compared with (a) returning the input unchanged, which is already right outside the edited
-shape, and (b) the same model before training; a sweep over text and image CFG shows how
+shape, and (b) the same model before training, and set against the VAE's own reconstruction
+error of the targets, which no edit decoded by that VAE can go below; a sweep over text and image CFG shows how
 the two guidance terms, learnt through conditioning dropout, move that error. Sampling goes
 through diffusers' InstructPix2Pix pipeline, the reference the pack matches numerically.
 """
@@ -28,6 +29,16 @@ class EditScore:
 def identity_mse(pairs: list[Pair]) -> float:
     """The error of returning each input unchanged."""
     return float(np.mean([_mse(*load_pair(pair)) for pair in pairs]))
+
+
+def reconstruction_mse(model: TrainableModel, pairs: list[Pair]) -> float:
+    """The error of the targets passed through the VAE: the floor any edit decoded by it stands on."""
+    targets = [load_pair(pair)[1] for pair in pairs]
+    pixels = torch.stack([torch.from_numpy(np.array(t)).permute(2, 0, 1).float() / 127.5 - 1.0 for t in targets])
+    with torch.no_grad():
+        decoded = model.vae.decode(model.vae.encode(pixels).latent_dist.mode()).sample
+    images = ((decoded.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    return float(np.mean([_mse(Image.fromarray(image), target) for image, target in zip(images, targets)]))
 
 
 def edit_scores(model: TrainableModel, pairs: list[Pair], guidance: list[tuple[float, float]], steps: int = 20,

@@ -17,9 +17,9 @@ def test_quick_run_reports_every_baseline(tmp_path):
                           capture_output=True, text=True, timeout=1200)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads((work / "report.json").read_text())
-    assert 0 < report["identity_mse"] < 1 and 0 < report["untrained"]["mse"] < 1
+    assert 0 < report["identity_mse"] < 1 and 0 < report["untrained"]["mse"] < 1 and 0 < report["vae_floor_mse"] < 1
     assert [(t["text_cfg"], t["image_cfg"]) for t in report["trained"]] == [(1.0, 1.0), (7.5, 1.5)]
     assert all(0 < t["mse"] < 1 for t in report["trained"])
-    for row in ("input unchanged (identity)", "before training", "| trained | 7.5 | 1.5 |"):
+    for row in ("input unchanged (identity)", "target through the VAE (floor)", "before training", "| trained | 7.5 | 1.5 |"):
         assert row in done.stdout
     assert (work / "run" / "diffusers" / "model_index.json").is_file() and (work / "run" / "run.safetensors").is_file()
