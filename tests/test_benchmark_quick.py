@@ -1,4 +1,5 @@
-"""Keeps benchmarks/bench_edit.py working: its --quick mode end to end (tiny model, 64 px, 1 step).
+"""Keeps benchmarks/bench_edit.py working: its --quick mode end to end (tiny model, 64 px, 1 step),
+and benchmarks/attention_kernels.py on one small size.
 
 No timing is asserted (the machine is shared and the tiny model says nothing about speed);
 only that all three paths ran, the probe saw the host's sampling loop, the report was
@@ -36,4 +37,14 @@ def test_quick_benchmark_runs_all_three_paths(tmp_path, tiny_ip2p):
     assert pack_vs_diffusers < 2e-5, agreement  # the parity tests' bound
     text = report.read_text()
     assert "| 64 | 1 | pack |" in text and "## Do the outputs agree?" in text
+    assert "Attention in the UNet: pack: PyTorch scaled_dot_product_attention, picked by the pack" in text
     assert not list(tmp_path.glob("ip2p-bench-*")), "the work folder was not removed"
+
+
+def test_attention_kernel_benchmark_runs_and_the_kernels_agree():
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "attention_kernels.py"), "--sizes", "64",
+                           "--pairs", "1"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("64 px")]
+    assert [line.split()[2] for line in lines] == ["attn1", "attn2"]
+    assert all(float(line.rsplit(" ", 1)[1]) < 1e-5 for line in lines), lines
