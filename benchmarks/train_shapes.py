@@ -36,7 +36,7 @@ for path in (str(REPO), str(REPO / "scripts")):
         sys.path.insert(0, path)
 
 from ip2p_core.evaluate_edits import edit_scores, identity_mse, reconstruction_mse  # noqa: E402
-from ip2p_core.paired_data import read_pairs  # noqa: E402
+from ip2p_core.paired_data import image_to_tensor, load_pair, read_pairs  # noqa: E402
 from ip2p_core.small_sd import make_small_sd  # noqa: E402
 from ip2p_core.synthetic_shapes import make_pairs, write_pair_folder  # noqa: E402
 from ip2p_core.train import TrainOptions, train  # noqa: E402
@@ -79,7 +79,7 @@ def run(settings: Settings, work: Path, seed: int = 0) -> dict:
                                     make_pairs(settings.heldout_pairs, seed + 1, settings.image_size))
     heldout = read_pairs(heldout_dir)
 
-    images = torch.stack([_pixels(path) for pair in read_pairs(train_dir) for path in (pair.original, pair.edited)])
+    images = torch.stack([image_to_tensor(image) for pair in read_pairs(train_dir) for image in load_pair(pair)])
     t0 = time.perf_counter()
     base = make_small_sd(work / "small_sd", images, comfy_tokenizer_dir(), settings.vae_steps, seed)
     vae_seconds = time.perf_counter() - t0
@@ -134,13 +134,6 @@ def markdown(report: dict) -> str:
     lines.append(row("before training", u["text_cfg"], u["image_cfg"], u["mse"]))
     lines += [row("trained", t["text_cfg"], t["image_cfg"], t["mse"]) for t in report["trained"]]
     return "\n".join(lines)
-
-
-def _pixels(path: Path) -> torch.Tensor:
-    from PIL import Image
-
-    with Image.open(path) as image:
-        return torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1).float() / 127.5 - 1.0
 
 
 def main(argv: list[str] | None = None) -> None:

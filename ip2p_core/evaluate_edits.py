@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .paired_data import Pair, load_pair
-from .trainable_model import TrainableModel
+from .paired_data import Pair, image_to_tensor, load_pair
+from .trainable_model import TrainableModel, ip2p_pipeline
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ def identity_mse(pairs: list[Pair]) -> float:
 def reconstruction_mse(model: TrainableModel, pairs: list[Pair]) -> float:
     """The error of the targets passed through the VAE: the floor any edit decoded by it stands on."""
     targets = [load_pair(pair)[1] for pair in pairs]
-    pixels = torch.stack([torch.from_numpy(np.array(t)).permute(2, 0, 1).float() / 127.5 - 1.0 for t in targets])
+    pixels = torch.stack([image_to_tensor(target) for target in targets])
     with torch.no_grad():
         decoded = model.vae.decode(model.vae.encode(pixels).latent_dist.mode()).sample
     images = ((decoded.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
@@ -44,13 +44,8 @@ def reconstruction_mse(model: TrainableModel, pairs: list[Pair]) -> float:
 def edit_scores(model: TrainableModel, pairs: list[Pair], guidance: list[tuple[float, float]], steps: int = 20,
                 seed: int = 0, chunk: int = 64) -> list[EditScore]:
     """Mean error of the model's edits for each (text_cfg, image_cfg); the same seeds for every setting."""
-    from diffusers import EulerAncestralDiscreteScheduler, StableDiffusionInstructPix2PixPipeline
-
-    pipe = StableDiffusionInstructPix2PixPipeline(
-        vae=model.vae, text_encoder=model.text_encoder, tokenizer=model.tokenizer, unet=model.unet.eval(),
-        scheduler=EulerAncestralDiscreteScheduler.from_config(model.noise_scheduler.config),
-        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
-    )
+    model.unet.eval()
+    pipe = ip2p_pipeline(model)
     pipe.set_progress_bar_config(disable=True)
     loaded = [load_pair(pair) for pair in pairs]
     scores = []

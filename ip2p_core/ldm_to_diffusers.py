@@ -69,9 +69,8 @@ def vae_config_from_ldm(state: Mapping[str, Tensor]) -> dict[str, Any]:
     }
 
 
-def text_encoder_config_from_ldm(state: Mapping[str, Tensor]) -> dict[str, Any]:
-    """CLIPTextConfig kwargs of the CLIP-L text tower under `cond_stage_model.transformer.`."""
-    text = text_encoder_state_from_ldm(state)
+def text_encoder_config_from_ldm(text: Mapping[str, Tensor]) -> dict[str, Any]:
+    """CLIPTextConfig kwargs of the CLIP text tower whose weights `text_encoder_state_from_ldm` returned."""
     tokens = text["text_model.embeddings.token_embedding.weight"]
     layers = 1 + max(int(m.group(1)) for m in map(re.compile(r"^text_model\.encoder\.layers\.(\d+)\.").match, text) if m)
     return {

@@ -98,7 +98,7 @@ class PairTransform:
     random_flip: bool = False
 
     def __call__(self, original: Image.Image, edited: Image.Image, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-        both = torch.cat([_to_tensor(self._resized(original)), _to_tensor(self._resized(edited))])
+        both = torch.cat([image_to_tensor(self._resized(original)), image_to_tensor(self._resized(edited))])
         _, height, width = both.shape
         size = self.resolution
         if self.center_crop:
@@ -109,7 +109,6 @@ class PairTransform:
         both = both[:, top:top + size, left:left + size]
         if self.random_flip and bool(torch.rand((), generator=generator) < 0.5):
             both = both.flip(-1)
-        both = both * 2.0 - 1.0
         return both[:3], both[3:]
 
     def _resized(self, image: Image.Image) -> Image.Image:
@@ -118,9 +117,10 @@ class PairTransform:
         return image if size == image.size else image.resize(size, Image.Resampling.BICUBIC)
 
 
-def _to_tensor(image: Image.Image) -> Tensor:
-    return torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8).view(image.size[1], image.size[0], 3) \
-        .permute(2, 0, 1).float() / 255.0
+def image_to_tensor(image: Image.Image) -> Tensor:
+    """An RGB image as a (3, H, W) float tensor in [-1, 1], the range the VAE encodes."""
+    pixels = torch.frombuffer(bytearray(image.convert("RGB").tobytes()), dtype=torch.uint8)
+    return pixels.view(image.size[1], image.size[0], 3).permute(2, 0, 1).float() / 127.5 - 1.0
 
 
 def _folder_pairs(folder: Path) -> list[Pair]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -72,8 +73,7 @@ def train(options: TrainOptions) -> TrainResult:
         raise IP2PUserError(f"{output} already holds a training run: pass --resume latest to continue it, "
                             "or choose another --output")
     pairs = read_pairs(options.data, options.columns)
-    device = torch.device("cuda" if options.device == "auto" and torch.cuda.is_available() else
-                          "cpu" if options.device == "auto" else options.device)
+    device = _device(options.device)
     model = load_model(options.model, options.tokenizer)
     for frozen in (model.vae, model.text_encoder):
         frozen.requires_grad_(False).eval().to(device)
@@ -133,13 +133,19 @@ def _ema(unet: torch.nn.Module, decay: float):
     return EMAModel(unet.parameters(), decay=decay)
 
 
+def _device(name: str) -> torch.device:
+    if name != "auto":
+        return torch.device(name)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def _draw_seed(seed: int, step: int, micro: int) -> int:
     """One generator per micro-batch, so a resumed run draws what an uninterrupted one would."""
     return (seed * 1_000_003 + step * 1_009 + micro) % (2**63)
 
 
 def _check_finite(loss: float, step: int) -> None:
-    if loss != loss or loss in (float("inf"), float("-inf")):
+    if not math.isfinite(loss):
         raise IP2PUserError(f"the loss became {loss} at step {step}: lower --learning-rate "
                             "or check the data for blank or corrupt images")
 

@@ -58,13 +58,10 @@ def ip2p_loss(model: TrainableModel, batch: Batch, empty_text: Tensor, dropout: 
     size = latents.shape[0]
     noise = torch.randn(latents.shape, generator=generator).to(device)
     timesteps = torch.randint(scheduler.config.num_train_timesteps, (size,), generator=generator).to(device)
-    masks = dropout_masks(torch.rand(size, generator=generator), dropout)
-    text, image_latents = apply_dropout(text, empty_text, image_latents, _on(masks, device))
+    masks = dropout_masks(torch.rand(size, generator=generator).to(device), dropout)
+    text, image_latents = apply_dropout(text, empty_text, image_latents, masks)
     noisy = scheduler.add_noise(latents, noise, timesteps)
     target = noise if scheduler.config.prediction_type == "epsilon" else scheduler.get_velocity(latents, noise, timesteps)
     prediction = model.unet(concat_image_latent(noisy, image_latents), timesteps, text).sample
     return F.mse_loss(prediction.float(), target.float())
 
-
-def _on(masks, device):
-    return type(masks)(text=masks.text.to(device), image=masks.image.to(device))

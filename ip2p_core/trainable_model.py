@@ -66,16 +66,20 @@ def to_ip2p_unet(unet, name: str):
     return unet
 
 
-def save_model(model: TrainableModel, folder: Path, single_file: Path) -> None:
-    """The model as a diffusers InstructPix2Pix folder and an LDM single file (fp32)."""
+def ip2p_pipeline(model: TrainableModel):
+    """diffusers' InstructPix2Pix pipeline on the model, sampling with Euler ancestral (the paper's sampler)."""
     from diffusers import EulerAncestralDiscreteScheduler, StableDiffusionInstructPix2PixPipeline
 
-    pipe = StableDiffusionInstructPix2PixPipeline(
+    return StableDiffusionInstructPix2PixPipeline(
         vae=model.vae, text_encoder=model.text_encoder, tokenizer=model.tokenizer, unet=model.unet,
         scheduler=EulerAncestralDiscreteScheduler.from_config(model.noise_scheduler.config),
         safety_checker=None, feature_extractor=None, requires_safety_checker=False,
     )
-    pipe.save_pretrained(folder, safe_serialization=True)
+
+
+def save_model(model: TrainableModel, folder: Path, single_file: Path) -> None:
+    """The model as a diffusers InstructPix2Pix folder and an LDM single file (fp32)."""
+    ip2p_pipeline(model).save_pretrained(folder, safe_serialization=True)
     cpu = lambda module: {k: v.detach().float().cpu().contiguous() for k, v in module.state_dict().items()}  # noqa: E731
     state = ldm_checkpoint(cpu(model.unet), dict(model.unet.config), cpu(model.vae), dict(model.vae.config),
                            cpu(model.text_encoder))
@@ -114,8 +118,9 @@ def _load_single_file(path: Path, tokenizer: Optional[Path]) -> TrainableModel:
     vae_config = vae_config_from_ldm(state)
     vae = AutoencoderKL(**vae_config)
     load_vae_from_ldm(vae, state, vae_config, path.name)
-    text_encoder = CLIPTextModel(CLIPTextConfig(**text_encoder_config_from_ldm(state)))
-    text_encoder.load_state_dict(text_encoder_state_from_ldm(state))
+    text_state = text_encoder_state_from_ldm(state)
+    text_encoder = CLIPTextModel(CLIPTextConfig(**text_encoder_config_from_ldm(text_state)))
+    text_encoder.load_state_dict(text_state)
     return TrainableModel(unet=unet, vae=vae, text_encoder=text_encoder,
                           tokenizer=_tokenizer(tokenizer, path.name), noise_scheduler=DDPMScheduler(**SD1_NOISE_SCHEDULE))
 

@@ -2,10 +2,10 @@
 
 Imported as fixtures by the training tests; everything is made in seconds in a temporary folder.
 """
-import numpy as np
 import pytest
 import torch
 
+from ip2p_core.paired_data import image_to_tensor
 from ip2p_core.small_sd import make_small_sd
 from ip2p_core.synthetic_shapes import make_pairs, write_pair_folder
 from model_factory import comfy_tokenizer_dir
@@ -19,6 +19,5 @@ def shape_pairs(tmp_path_factory):
 @pytest.fixture(scope="session")
 def small_sd(tmp_path_factory):
     """A miniature SD1.x diffusers folder (4-channel UNet), its VAE fitted for two steps only."""
-    images = torch.stack([torch.from_numpy(np.array(p.original)).permute(2, 0, 1).float() / 127.5 - 1.0
-                          for p in make_pairs(8, seed=0, size=16)])
+    images = torch.stack([image_to_tensor(p.original) for p in make_pairs(8, seed=0, size=16)])
     return make_small_sd(tmp_path_factory.mktemp("small_sd") / "model", images, comfy_tokenizer_dir(), vae_steps=2)
