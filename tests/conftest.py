@@ -105,9 +105,10 @@ def host(tmp_path_factory, tiny_ip2p, tiny_sd, patch_files, test_images):
 
 
 @contextlib.contextmanager
-def extra_host(base_dir, flags, tiny_ip2p, tiny_sd, patch_files, test_images):
-    """Another running host like the session one (probes, models, images), started with `flags`."""
-    host = ComfyHost(base_dir, extra_args=["--fp32-text-enc", *flags])
+def extra_host(base_dir, flags, tiny_ip2p, tiny_sd, patch_files, test_images, env=None):
+    """Another running host like the session one (probes, models, images), started with `flags`
+    (and environment variables `env`)."""
+    host = ComfyHost(base_dir, extra_args=["--fp32-text-enc", *flags], env=env)
     (host.custom_nodes_dir / "ip2p_test_probes").symlink_to(TESTS / "probe_pack")
     with host:
         add_models(host, tiny_ip2p, tiny_sd, patch_files, test_images)

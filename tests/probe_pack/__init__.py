@@ -114,25 +114,34 @@ class IP2PTestPreCFGNoGuidance:
         return (_clone_with(model, "sampler_pre_cfg_function", pre_cfg),)
 
 
-class IP2PTestStepLog:
-    """A post-CFG hook that appends a line to `path` per model evaluation and sleeps `delay`
-    seconds: it makes sampling slow and countable, for interrupt tests."""
+class _PostCFGProbe:
+    """A MODEL patch node adding the post-CFG hook that `hook(**inputs)` makes; the hook
+    returns the guided prediction unchanged."""
     CATEGORY = "testing"
     RETURN_TYPES = ("MODEL",)
     FUNCTION = "patch"
+
+    def patch(self, model, **inputs):
+        return (_clone_with(model, "sampler_post_cfg_function", self.hook(**inputs)),)
+
+
+class IP2PTestStepLog(_PostCFGProbe):
+    """A post-CFG hook that appends a line to `path` per model evaluation and sleeps `delay`
+    seconds: it makes sampling slow and countable, for interrupt tests."""
 
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {"model": ("MODEL",), "path": ("STRING", {"default": ""}),
                              "delay": ("FLOAT", {"default": 0.2, "min": 0.0, "max": 10.0, "step": 0.01})}}
 
-    def patch(self, model, path, delay):
+    @staticmethod
+    def hook(path, delay):
         def post_cfg(args):
             with open(path, "a") as f:
                 f.write(f"{float(args['sigma'].flatten()[0])}\n")
             time.sleep(delay)
             return args["denoised"]
-        return (_clone_with(model, "sampler_post_cfg_function", post_cfg),)
+        return post_cfg
 
 
 class IP2PTestLoadedModels:
@@ -280,3 +289,41 @@ NODE_CLASS_MAPPINGS.update({
     "IP2PTestSDXLConditioning": IP2PTestSDXLConditioning,
     "IP2PTestRecordUNetInput": IP2PTestRecordUNetInput,
 })
+
+
+class IP2PTestStepFaults(_PostCFGProbe):
+    """A post-CFG hook that, at every step, mallocs `blocks` blocks of `megabytes`, writes them,
+    frees them, and appends to `path` the page faults the writing cost (this process's minor
+    faults). They stand in for a UNet call's large activations: more than one 64 MiB glibc
+    thread heap holds, so with glibc's own behaviour each step maps at least part of them anew."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"model": ("MODEL",), "path": ("STRING", {"default": ""}),
+                             "blocks": ("INT", {"default": 8, "min": 1, "max": 64}),
+                             "megabytes": ("INT", {"default": 16, "min": 1, "max": 1024})}}
+
+    @staticmethod
+    def hook(path, blocks, megabytes):
+        import ctypes
+        import resource
+
+        libc = ctypes.CDLL(None)
+        libc.malloc.restype = ctypes.c_void_p
+        size = megabytes * 2 ** 20
+
+        def post_cfg(args):
+            taken = [libc.malloc(ctypes.c_size_t(size)) for _ in range(blocks)]
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            for block in taken:
+                ctypes.memset(block, 1, size)
+            faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+            for block in taken:
+                libc.free(ctypes.c_void_p(block))
+            with open(path, "a") as f:
+                f.write(f"{faults}\n")
+            return args["denoised"]
+        return post_cfg
+
+
+NODE_CLASS_MAPPINGS["IP2PTestStepFaults"] = IP2PTestStepFaults
