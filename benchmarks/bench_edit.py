@@ -21,8 +21,11 @@ caches node outputs, so each host edit gets a text that differs by trailing spac
 
 What is measured, per edit:
 
-* whole seconds: hosts: from POST /prompt to the history entry, polled every 25 ms by this
-  client; diffusers: inside its process, opening the image to the written files;
+* whole seconds: inside the process. Hosts: the host executing the prompt (its
+  `PromptExecutor.execute`, timed by `benchmarks/host_probe`), text encoders to written files;
+  diffusers: opening the image to the written files. This client polls a host for the result
+  only every 0.5 s: on a 2-core machine a 25 ms poll took enough CPU from the host's torch
+  threads to slow its steps by about 5-10 % (benchmarks/RESULTS.md);
 * loop seconds: inside the process. Hosts: `benchmarks/host_probe` (loaded beside the pack)
   times ComfyUI's sampler loop, `KSAMPLER.sample`, and counts the UNet calls in it;
   diffusers: first UNet call to the end of the last step. Seconds per step = loop / steps;
@@ -79,7 +82,7 @@ log = logging.getLogger("ip2p.bench")
 PATHS = ("pack", "native", "diffusers")
 EXAMPLE_IMAGE = REPO / "examples" / "landscape.png"
 INSTRUCTION = "turn the sky into a sunset"
-POLL_SECONDS = 0.025
+POLL_SECONDS = 0.5  # rarely: every poll is work for the host's CPU, which the edit shares
 WARMUP_SIZE = 64
 DEFAULT_HOST_ARGS = ["--fp32-text-enc"]  # fp32 everywhere, as diffusers runs here
 PACK_ATTENTION_LOGGED = "IP2P: ComfyUI runs attention on the CPU with its sub-quadratic kernel"  # nodes/attention.py
@@ -149,26 +152,28 @@ class HostPath:
         available = available_mb()
         reset_peak(self.pid)
         rss_before = memory_mb(self.pid)["rss"]
-        started = time.perf_counter()
         outputs = self._run(prompt)
-        whole = time.perf_counter() - started
         peak = memory_mb(self.pid)["hwm"]
-        loops = [json.loads(line) for line in self.timings.read_text().splitlines()[seen:]]
-        if len(loops) != 1:
-            raise RuntimeError(f"{self.name}: expected one sampling loop in the host, the probe saw {len(loops)}")
-        loop = loops[0]
+        records = [json.loads(line) for line in self.timings.read_text().splitlines()[seen:]]
+        loops = [r for r in records if "loop_seconds" in r]
+        prompts = [r["prompt_seconds"] for r in records if "prompt_seconds" in r]
+        if len(loops) != 1 or len(prompts) != 1:
+            raise RuntimeError(f"{self.name}: expected one prompt with one sampling loop in the host, the probe saw "
+                               f"{len(prompts)} prompts and {len(loops)} loops")
+        loop, whole = loops[0], prompts[0]
         files = self.host.output_files(outputs)
         (latent,) = [p for p in files if p.suffix == ".latent"]
         (picture,) = [p for p in files if p.suffix == ".png"]
         batches = sorted({batch for batch, _ in loop["model_calls"]})
         return {"whole_seconds": whole, "loop_seconds": loop["loop_seconds"], "steps": loop["steps"],
                 "unet_seconds": sum(seconds for _, seconds in loop["model_calls"]),
+                "page_faults": loop["page_faults"],
                 "model_calls_per_step": len(loop["model_calls"]) / max(loop["steps"], 1), "batch": batches,
                 "peak_rss_mb": peak, "rss_before_mb": rss_before, "available_before_mb": available,
                 "latent": str(latent), "image": str(picture)}
 
     def _run(self, prompt: dict) -> dict:
-        """ComfyHost.run with a short, fixed poll interval (its back-off would blur the timing)."""
+        """ComfyHost.run with a fixed, slow poll interval (the timings come from the host itself)."""
         prompt_id = self.host.queue(prompt)
         while True:
             entry = self.host.get("/history/" + prompt_id).get(prompt_id)
@@ -441,6 +446,7 @@ def summarise(data: dict) -> list[dict]:
                    "per_step": statistics.median(r["loop_seconds"] / r["steps"] for r in runs),
                    "outside_unet": (statistics.median((r["loop_seconds"] - r["unet_seconds"]) / r["steps"] for r in runs)
                                     if all("unet_seconds" in r for r in runs) else None),
+                   "faults": statistics.median(r["page_faults"] / r["steps"] for r in runs),
                    "peak": statistics.median(r["peak_rss_mb"] for r in runs),
                    "before": statistics.median(r["rss_before_mb"] for r in runs),
                    "available": statistics.median(r["available_before_mb"] for r in runs),
@@ -513,22 +519,24 @@ def markdown(data: dict, command: str) -> str:
         "## Results",
         "",
         "s/step: sampler loop / steps, timed inside each process; the part of it outside the UNet calls is the "
-        "sampler's and guider's own work (CFG arithmetic, scheduler step, Python). whole: the edit from text encoding to the "
-        "written PNG and latent (model already loaded). peak: the process's peak RSS during the edit, model "
+        "sampler's and guider's own work (CFG arithmetic, scheduler step, Python). page faults: the process's minor "
+        "page faults per step of the loop, in thousands (memory the kernel maps in, mostly activations freed and "
+        "allocated again). whole: the edit from text encoding to the "
+        "written PNG and latent (model already loaded), timed inside each process too. peak: the process's peak RSS during the edit, model "
         "included. free RAM: the machine's MemAvailable as the edit starts (ComfyUI splits the three "
         "predictions into several UNet calls when it estimates they do not fit). Ratios: median over repeats of this path / the reference in the same repeat (< 1: faster "
         "or smaller).",
         "",
-        "| size | steps | path | s/step | of which outside the UNet, ms | whole s | peak MB | free RAM before, MB | UNet calls/step (batch) | s/step vs native | "
+        "| size | steps | path | s/step | of which outside the UNet, ms | page faults/step, k | whole s | peak MB | free RAM before, MB | UNet calls/step (batch) | s/step vs native | "
         "s/step vs diffusers | whole vs native | whole vs diffusers | peak vs native | peak vs diffusers |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in summarise(data):
         batch = ",".join(str(b) for b in r["batch"])
         lines.append(
             f"| {r['size']} | {r['steps']} | {r['path']} | {r['per_step']:.2f} | "
-            f"{'n/a' if r['outside_unet'] is None else format(r['outside_unet'] * 1000, '.1f')} | {r['whole']:.2f} | {r['peak']:.0f} | "
-            f"{r['available']:.0f} | "
+            f"{'n/a' if r['outside_unet'] is None else format(r['outside_unet'] * 1000, '.1f')} | "
+            f"{r['faults'] / 1000:.0f} | {r['whole']:.2f} | {r['peak']:.0f} | {r['available']:.0f} | "
             f"{r['calls']:g} ({batch}) | {r['step_vs_native']:.3f} | {r['step_vs_diffusers']:.3f} | "
             f"{r['whole_vs_native']:.3f} | {r['whole_vs_diffusers']:.3f} | {r['peak_vs_native']:.3f} | "
             f"{r['peak_vs_diffusers']:.3f} |")

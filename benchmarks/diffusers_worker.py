@@ -11,11 +11,12 @@ An edit request times, in this process:
   like the host graphs' SaveImage and SaveLatent;
 * `loop_seconds`: from the start of the first UNet call to the end of the last step (its
   `callback_on_step_end`), i.e. every UNet call and scheduler step; `unet_seconds`: the
-  UNet calls alone;
+  UNet calls alone; `page_faults`: the process's minor page faults over the same span;
 * `peak_rss_mb`: the process's peak resident set during the edit (VmHWM after resetting it
   through /proc/self/clear_refs before the edit), and `rss_before_mb`.
 """
 import json
+import resource
 import sys
 import time
 from pathlib import Path
@@ -61,12 +62,14 @@ def edit(pipe, request: dict) -> dict:
     def before_call(module, args):
         marks["call_start"] = time.perf_counter()
         marks.setdefault("loop_start", marks["call_start"])
+        marks.setdefault("faults_start", resource.getrusage(resource.RUSAGE_SELF).ru_minflt)
 
     def after_call(module, args, output):
         marks["unet"] = marks.get("unet", 0.0) + time.perf_counter() - marks["call_start"]
 
     def step_end(pipeline, step, timestep, kwargs):
         marks["loop_end"] = time.perf_counter()
+        marks["faults_end"] = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         marks["latents"] = kwargs["latents"]
         return kwargs
 
@@ -92,7 +95,8 @@ def edit(pipe, request: dict) -> dict:
             hook.remove()
     memory = memory_mb()
     return {"whole_seconds": whole, "loop_seconds": marks["loop_end"] - marks["loop_start"],
-            "steps": request["steps"], "unet_seconds": marks["unet"], "model_calls_per_step": 1, "batch": 3,
+            "steps": request["steps"], "unet_seconds": marks["unet"],
+            "page_faults": marks["faults_end"] - marks["faults_start"], "model_calls_per_step": 1, "batch": 3,
             "peak_rss_mb": memory["hwm"], "rss_before_mb": rss_before,
             "latent": str(out_dir / f"diffusers_{request['tag']}.latent"),
             "image": str(out_dir / f"diffusers_{request['tag']}.png")}
