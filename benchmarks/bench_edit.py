@@ -33,8 +33,9 @@ What is measured, per edit:
   with the model already loaded; also the RSS before the edit.
 
 Each path runs in a fresh process of its own, one process at a time: ComfyUI on the CPU
-sizes its UNet batches by the machine's free RAM, so a second resident process would change
-what it does. A process starts, loads the model, runs an untimed 64 px warm-up edit, runs
+sizes its UNet batches by the machine's free RAM, so a second resident process could change
+what it does. With --resident the three processes stay up together and edit back to back,
+cell by cell, so that drift in the machine's speed hits them alike (given RAM for all three). A process starts, loads the model, runs an untimed 64 px warm-up edit, runs
 every cell (size x steps) once and exits; the next path follows. One such cycle per repeat,
 the order of the paths rotating each cycle, so load from other users of the machine spreads
 over all three. Ratios are medians of per-cycle ratios (pack / native and pack / diffusers
@@ -309,32 +310,53 @@ def run(args) -> dict:
     scales = dict(seed=args.seed, text_cfg=args.text_cfg, image_cfg=args.image_cfg)
     results, loads, last = [], [], {}
     versions = {}
+
+    def start(path) -> dict[int, str]:
+        """Starts `path`'s process and runs the untimed warm-up edit; its image names by size."""
+        started = time.perf_counter()
+        path.start()
+        names = {size: path.add_image(image) for size, image in images.items()}
+        # untimed: loads the models and runs every node once (small, so it is cheap)
+        path.edit(names[WARMUP_SIZE], 1, **scales)
+        loads.append({"path": path.name, "start_and_warmup_seconds": time.perf_counter() - started,
+                      "load_peak_rss_mb": memory_mb(path.pid)["hwm"]})
+        versions.update(path.versions())
+        return names
+
+    def measure(path, names, size, steps, repeat) -> None:
+        result = path.edit(names[size], steps, **scales)
+        result.update(path=path.name, size=size, requested_steps=steps, repeat=repeat)
+        results.append(result)
+        last[path.name, size, steps] = result
+        log.info("%-9s %dpx %d steps #%d: whole %.2f s, %.3f s/step, %.2f calls/step %s, "
+                 "peak %.0f MB, %.0f MB free before", path.name, size, steps, repeat,
+                 result["whole_seconds"], result["loop_seconds"] / steps,
+                 result["model_calls_per_step"], result["batch"], result["peak_rss_mb"],
+                 result["available_before_mb"])
+
+    def turns(repeat):
+        return paths[repeat % 3:] + paths[:repeat % 3]
+
     try:
-        # One process at a time: none of them sees the others' memory as used (ComfyUI sizes
-        # its UNet batches by the free RAM), and the paths take turns, one cycle per repeat.
-        for repeat in range(args.repeats):
-            for path in paths[repeat % 3:] + paths[:repeat % 3]:
-                started = time.perf_counter()
-                path.start()
-                try:
-                    names = {size: path.add_image(image) for size, image in images.items()}
-                    # untimed: loads the models and runs every node once (small, so it is cheap)
-                    path.edit(names[WARMUP_SIZE], 1, **scales)
-                    loads.append({"path": path.name, "start_and_warmup_seconds": time.perf_counter() - started,
-                                  "load_peak_rss_mb": memory_mb(path.pid)["hwm"]})
-                    for size, steps in args.cells:
-                        result = path.edit(names[size], steps, **scales)
-                        result.update(path=path.name, size=size, requested_steps=steps, repeat=repeat)
-                        results.append(result)
-                        last[path.name, size, steps] = result
-                        log.info("%-9s %dpx %d steps #%d: whole %.2f s, %.3f s/step, %.2f calls/step %s, "
-                                 "peak %.0f MB, %.0f MB free before", path.name, size, steps, repeat,
-                                 result["whole_seconds"], result["loop_seconds"] / steps,
-                                 result["model_calls_per_step"], result["batch"], result["peak_rss_mb"],
-                                 result["available_before_mb"])
-                    versions.update(path.versions())
-                finally:
-                    path.stop()
+        if args.resident:
+            # All three processes stay up and the paths edit back to back, cell by cell: drift of
+            # the machine's speed then hits the three alike. They see each other's memory as used.
+            names = {path.name: start(path) for path in paths}
+            for repeat in range(args.repeats):
+                for size, steps in args.cells:
+                    for path in turns(repeat):
+                        measure(path, names[path.name], size, steps, repeat)
+        else:
+            # One process at a time: none of them sees the others' memory as used (ComfyUI sizes
+            # its UNet batches by the free RAM), and the paths take turns, one cycle per repeat.
+            for repeat in range(args.repeats):
+                for path in turns(repeat):
+                    try:
+                        names = start(path)
+                        for size, steps in args.cells:
+                            measure(path, names, size, steps, repeat)
+                    finally:
+                        path.stop()
         agreement = []
         for size, steps in args.cells:
             agreement.append({"size": size, "steps": steps,
@@ -348,7 +370,7 @@ def run(args) -> dict:
     return {"results": results, "loads": loads, "agreement": agreement, "versions": versions,
             "model": {"name": model.name, "unet": {k: model.unet_config[k] for k in
                                                    ("block_out_channels", "layers_per_block", "down_block_types")}},
-            "settings": {**scales, "cells": args.cells, "repeats": args.repeats,
+            "settings": {**scales, "cells": args.cells, "repeats": args.repeats, "resident": args.resident,
                          "sampler": "euler", "scheduler": "simple / trailing"}}
 
 
@@ -513,8 +535,10 @@ def markdown(data: dict, command: str) -> str:
         "fp32 on the CPU in all three paths (text encoder too).",
         f"- Edit: Euler, ComfyUI `simple` scheduler = diffusers `trailing` spacing, text_cfg {s['text_cfg']}, "
         f"image_cfg {s['image_cfg']}, seed {s['seed']}, the same initial noise; square example image. "
-        f"{s['repeats']} repeats per cell, medians. Each path in a fresh process of its own, one process at a "
-        "time, the paths taking turns (order rotating per repeat).",
+        f"{s['repeats']} repeats per cell, medians. "
+        + ("The three processes up together, their edits back to back, cell by cell (order rotating per repeat)."
+           if s.get("resident") else "Each path in a fresh process of its own, one process at a time, the paths "
+                                     "taking turns (order rotating per repeat)."),
         "",
         "## Results",
         "",
@@ -580,6 +604,9 @@ def parse_args(argv=None):
     parser.add_argument("--keep", action="store_true", help="keep the work folder (host logs, outputs)")
     parser.add_argument("--out", type=Path, help="Markdown report (default: benchmarks/RESULTS.md; --quick: none)")
     parser.add_argument("--json", type=Path, help="raw measurements as JSON")
+    parser.add_argument("--resident", action="store_true",
+                        help="keep the three processes up and run their edits back to back (needs free RAM for "
+                             "all three models; ComfyUI may split its UNet batches when it finds less)")
     parser.add_argument("--same-host", action="store_true",
                         help="instead: the pack's and the native nodes taking turns in one host on one loaded model "
                              "(prints a table; --out appends it)")

@@ -17,11 +17,12 @@ from conftest import MODEL_CACHE, REPO
 pytestmark = pytest.mark.host
 
 
-def test_quick_benchmark_runs_all_three_paths(tmp_path, tiny_ip2p):
+@pytest.mark.parametrize("mode", [[], ["--resident"]], ids=["one process at a time", "resident"])
+def test_quick_benchmark_runs_all_three_paths(tmp_path, tiny_ip2p, mode):
     report, raw = tmp_path / "RESULTS.md", tmp_path / "results.json"
     proc = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "bench_edit.py"), "--quick", "--cache", str(MODEL_CACHE),
-         "--work-dir", str(tmp_path), "--out", str(report), "--json", str(raw)],
+         "--work-dir", str(tmp_path), "--out", str(report), "--json", str(raw), *mode],
         capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
 
@@ -29,7 +30,7 @@ def test_quick_benchmark_runs_all_three_paths(tmp_path, tiny_ip2p):
     assert sorted(r["path"] for r in data["results"]) == ["diffusers", "native", "pack"]
     for result in data["results"]:
         assert result["steps"] == 1 and result["loop_seconds"] > 0 and result["whole_seconds"] >= result["loop_seconds"]
-        assert result["peak_rss_mb"] > 0 and math.isfinite(result["peak_rss_mb"])
+        assert result["peak_rss_mb"] > 0 and math.isfinite(result["peak_rss_mb"]) and result["page_faults"] >= 0
         # the three predictions of a step go to the UNet as one batch of 3, in every path
         assert result["model_calls_per_step"] == 1 and result["batch"] == [3], result
     (agreement,) = data["agreement"]
@@ -38,6 +39,7 @@ def test_quick_benchmark_runs_all_three_paths(tmp_path, tiny_ip2p):
     text = report.read_text()
     assert "| 64 | 1 | pack |" in text and "## Do the outputs agree?" in text
     assert "Attention in the UNet: pack: PyTorch scaled_dot_product_attention, picked by the pack" in text
+    assert ("The three processes up together" in text) == bool(mode)
     assert not list(tmp_path.glob("ip2p-bench-*")), "the work folder was not removed"
 
 
