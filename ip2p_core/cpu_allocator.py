@@ -7,7 +7,8 @@ thread heaps), so the next call faults the same working set in again, page by pa
 `reuse_freed_memory` freed blocks stay in malloc's heaps for the next call (about 175,000
 faults are left: blocks over a thread heap's 64 MiB, which glibc always maps anew) and a step
 takes 5-10 % less (benchmarks/RESULTS.md). On leaving, glibc's settings are put back and
-`malloc_trim` hands everything free back to the system.
+`malloc_trim` hands free memory back to the system, but for the top of a thread's heap (under
+64 MiB), which glibc's own trim threshold keeps as well.
 
 A user who tuned malloc (any MALLOC_* variable, glibc.malloc tunables) or replaced it
 (LD_PRELOAD of jemalloc, tcmalloc, mimalloc) keeps their choice: nothing is changed then.
