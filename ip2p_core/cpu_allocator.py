@@ -28,7 +28,7 @@ M_MMAP_MAX = -4
 # Afterwards: glibc's defaults as mallopt(3) documents them, but for the two thresholds glibc
 # adjusts by itself until anything calls mallopt: there, the values its adjustment reaches
 # once a 32 MiB block was freed (as torch workloads free), not the static 128 KiB ones.
-GLIBC_DEFAULTS = {M_MMAP_MAX: 65536, M_MMAP_THRESHOLD: 32 << 20, M_TRIM_THRESHOLD: 64 << 20,
+SET_BACK = {M_MMAP_MAX: 65536, M_MMAP_THRESHOLD: 32 << 20, M_TRIM_THRESHOLD: 64 << 20,
                   M_TOP_PAD: 128 * 1024}
 # While sampling: no block is mmap'd (below a thread heap's 64 MiB size), a heap top of up to
 # 1 GiB is kept, and the 64 MiB pad stops glibc from unmapping a thread's emptied heap.
@@ -76,7 +76,7 @@ def reuse_freed_memory(environ: Mapping[str, str] = os.environ) -> Iterator[bool
         with _lock:
             _depth -= 1
             if _depth == 0:
-                _set(libc, GLIBC_DEFAULTS)
+                _set(libc, SET_BACK)
                 libc.malloc_trim(0)
 
 

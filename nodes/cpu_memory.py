@@ -1,7 +1,7 @@
 """Freed memory kept for the next UNet call while the IP2P guider samples on the CPU.
 
-On the CPU every UNet call otherwise faults its whole working set in from the kernel again,
-which costs about a fifth of a step (ip2p_core/cpu_allocator.py, benchmarks/RESULTS.md). On
+On the CPU every UNet call otherwise faults its whole working set in from the kernel again;
+keeping it makes a step 5-10 % faster (ip2p_core/cpu_allocator.py, benchmarks/RESULTS.md). On
 a GPU the activations live in torch's CUDA caching allocator and nothing is changed.
 """
 import contextlib

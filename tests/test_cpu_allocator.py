@@ -2,46 +2,24 @@
 
 Measured by the page faults of this process: a 64 MiB block is above glibc's largest
 dynamic mmap threshold (32 MiB), so with glibc's defaults every malloc of it is a fresh
-mapping, faulted in page by page as it is written; reused from the heap it faults nothing.
-(malloc itself, through ctypes: torch's CPU tensors come from it too.)
+mapping, faulted in page by page as it is written; reused from the heap it faults nothing
+(tests/probe_pack/malloc_blocks.py).
 """
-import ctypes
-import resource
-
 import pytest
 
+from benchmarks.proc_memory import memory_mb
 from ip2p_core.cpu_allocator import glibc, reuse_freed_memory, user_tuned_malloc
+from probe_pack.malloc_blocks import written_block_faults
 
 BLOCK = 64 * 2 ** 20
 PAGES = BLOCK // 4096
 needs_glibc = pytest.mark.skipif(glibc() is None, reason="the process's C library is not glibc")
 
 
-def written_block(size: int = BLOCK) -> int:
-    libc = glibc()
-    libc.malloc.restype = ctypes.c_void_p
-    block = libc.malloc(ctypes.c_size_t(size))
-    ctypes.memset(block, 1, size)
-    return block
-
-
-def free(block: int) -> None:
-    glibc().free(ctypes.c_void_p(block))
-
-
 def faults_of_second_allocation(size: int = BLOCK) -> int:
     """Page faults of writing a new block after one of the same size was written and freed."""
-    free(written_block(size))
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    again = written_block(size)
-    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
-    free(again)
-    return faults
-
-
-def rss_mb() -> float:
-    with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) / 1024
+    written_block_faults(1, size)
+    return written_block_faults(1, size)
 
 
 @pytest.mark.parametrize("environ", [
@@ -82,10 +60,10 @@ def test_afterwards_glibc_keeps_blocks_up_to_32_mib_as_its_own_adjustment_does()
 @needs_glibc
 def test_leaving_hands_the_kept_memory_back_to_the_system():
     with reuse_freed_memory({}):
-        started = rss_mb()
-        free(written_block(4 * BLOCK))
-        assert rss_mb() - started > 200  # kept for the next allocation
-    assert rss_mb() - started < 50
+        started = memory_mb()["rss"]
+        written_block_faults(1, 4 * BLOCK)  # 256 MiB, freed again
+        assert memory_mb()["rss"] - started > 200  # kept for the next allocation
+    assert memory_mb()["rss"] - started < 50
 
 
 @needs_glibc

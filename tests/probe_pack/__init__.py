@@ -305,21 +305,10 @@ class IP2PTestStepFaults(_PostCFGProbe):
 
     @staticmethod
     def hook(path, blocks, megabytes):
-        import ctypes
-        import resource
-
-        libc = ctypes.CDLL(None)
-        libc.malloc.restype = ctypes.c_void_p
-        size = megabytes * 2 ** 20
+        from .malloc_blocks import written_block_faults
 
         def post_cfg(args):
-            taken = [libc.malloc(ctypes.c_size_t(size)) for _ in range(blocks)]
-            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-            for block in taken:
-                ctypes.memset(block, 1, size)
-            faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
-            for block in taken:
-                libc.free(ctypes.c_void_p(block))
+            faults = written_block_faults(blocks, megabytes * 2 ** 20)
             with open(path, "a") as f:
                 f.write(f"{faults}\n")
             return args["denoised"]
