@@ -380,6 +380,16 @@ class ComfyHost:
         self._object_info = None
         return listed
 
+    def remove_model(self, folder: str, name: str, *, delete_target: bool = False) -> None:
+        """Undo `add_model`: drop the symlink and, with ``delete_target``, the file or folder it
+        points at (a model a test made, gigabytes that would otherwise stay until the run ends)."""
+        link = self.models_dir / folder / name
+        target = link.resolve()
+        link.unlink()
+        if delete_target:
+            shutil.rmtree(target) if target.is_dir() else target.unlink()
+        self._object_info = None
+
     def add_input(self, src: os.PathLike | str, name: str | None = None) -> str:
         """Copy ``src`` into ``input/`` and return the name LoadImage-style nodes take."""
         src = Path(src)

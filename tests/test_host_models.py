@@ -167,9 +167,13 @@ def test_saved_model_loads_back_in_both_loaders_and_never_overwrites(host, check
     save["2"]["inputs"]["model"] = ["3", 0]
     second = host.output_files(host.run(save))
     assert len(first) == len(second) == 1 and first[0] != second[0] and first[0].exists()
+    second[0].unlink()
     name = host.add_model("checkpoints", first[0], "roundtrip.safetensors")
     host.object_info(refresh=True)
-    for loader in ("IP2PCheckpointLoader", "CheckpointLoaderSimple"):
-        prompt = pack_edit(name, SMALL_IMAGE, "make it winter", seed=5, steps=2, text_cfg=7.5, image_cfg=1.5,
-                           loader=loader)
-        assert relative_diff(saved_latent(host, prompt), checkpoint_latent) < 1e-5, loader
+    try:
+        for loader in ("IP2PCheckpointLoader", "CheckpointLoaderSimple"):
+            prompt = pack_edit(name, SMALL_IMAGE, "make it winter", seed=5, steps=2, text_cfg=7.5, image_cfg=1.5,
+                               loader=loader)
+            assert relative_diff(saved_latent(host, prompt), checkpoint_latent) < 1e-5, loader
+    finally:
+        host.remove_model("checkpoints", name, delete_target=True)

@@ -4,6 +4,8 @@ Trained for one step from the SD1.5-shaped test model (single file, 4 channels),
 own detection sees a real SD1.5 InstructPix2Pix layout; the single file and the diffusers
 folder the run writes must give the same edit through every loader.
 """
+import shutil
+
 import pytest
 import torch
 
@@ -24,7 +26,10 @@ def trained(host, tiny_sd, shape_pairs, tmp_path_factory):
     names = {"checkpoint": host.add_model("checkpoints", result.single_file, "trained_ip2p.safetensors"),
              "diffusers": host.add_model("diffusers", result.diffusers_dir, "trained_ip2p")}
     host.object_info(refresh=True)
-    return names
+    yield names
+    host.remove_model("checkpoints", names["checkpoint"])
+    host.remove_model("diffusers", names["diffusers"])
+    shutil.rmtree(result.single_file.parent)  # the run's output folder: model, checkpoints, optimizer state
 
 
 def edit(host, ckpt, loader):
