@@ -23,8 +23,9 @@ fp32 in the LDM file (ComfyUI then runs it in fp32 on the CPU); the diffusers fo
 all fp32 because that is what `from_pretrained` loads by default.
 
 Builds are cached under `cache_root/<factory_version()>/`; the version hashes this file
-and `ip2p_core/diffusers_to_ldm.py`, so editing the factory invalidates old builds. A build is written to a
-temporary directory and renamed into place, so a half-written model is never used.
+and `ip2p_core/diffusers_to_ldm.py`, so editing the factory invalidates old builds (the test session
+deletes them: `prune_stale_builds`). A build is written to a temporary directory and renamed into
+place, so a half-written model is never used.
 """
 from __future__ import annotations
 
@@ -238,15 +239,16 @@ def build_sd15_plain(cache_root: Path = DEFAULT_CACHE_ROOT) -> TinyModel:
     return build_sd15_ip2p(cache_root, in_channels=4)
 
 
-def prune_stale_builds(cache_root: Path = DEFAULT_CACHE_ROOT) -> list[Path]:
-    """Delete cached builds of other factory versions (about 3.6 GB per version with both models).
+# Cache folders the factories write: tiny models (factory_version), SDXL family, LoRAs/ControlNet.
+BUILD_DIR_PATTERN = re.compile(r"v\d+-[0-9a-f]{12}|sdxl-[0-9a-f]{12}|patches-v\d+-[0-9a-f]{12}-[0-9a-f]{12}")
 
-    Not called automatically: another checkout may still be using an older version.
-    """
-    current = factory_version()
+
+def prune_stale_builds(cache_root: Path, keep: set[str]) -> list[Path]:
+    """Delete cached builds whose folder is not in `keep` (the current versions): each edit of a
+    factory leaves gigabytes behind otherwise. Only folders named as the factories name them go."""
     removed = []
-    for child in sorted(Path(cache_root).glob("v*-*")):
-        if child.is_dir() and child.name != current and re.fullmatch(r"v\d+-[0-9a-f]{12}", child.name):
+    for child in sorted(Path(cache_root).glob("*")):
+        if child.is_dir() and child.name not in keep and BUILD_DIR_PATTERN.fullmatch(child.name):
             shutil.rmtree(child)
             removed.append(child)
             log.info("removed stale test model build %s", child)

@@ -18,8 +18,15 @@ for path in (str(REPO), str(REPO / "scripts"), str(TESTS)):
 from PIL import Image  # noqa: E402
 
 from comfy_host import ComfyHost  # noqa: E402
-from model_factory import build_sd15_ip2p, build_sd15_plain, write_corrupt_checkpoint  # noqa: E402
-from patch_factory import build_patch_files  # noqa: E402
+from model_factory import (  # noqa: E402
+    build_sd15_ip2p,
+    build_sd15_plain,
+    factory_version,
+    prune_stale_builds,
+    write_corrupt_checkpoint,
+)
+from patch_factory import build_patch_files, patches_version  # noqa: E402
+from sdxl_model_factory import sdxl_family_version  # noqa: E402
 from upscale_factory import write_upscale_model  # noqa: E402
 
 MODEL_CACHE = REPO / ".cache" / "test_models"
@@ -37,6 +44,11 @@ LORA_PLAIN_SD15 = "sd15_test_lora.safetensors"  # attention + conv_in for 4 chan
 CONTROLNET = "control_v11p_sd15_canny_fp16.safetensors"
 SMALL_MASK = "small_mask.png"  # the example's sky, 64x48
 OTHER_IMAGE = "other.png"  # 64x48, another picture, for batches
+
+
+def pytest_sessionstart(session):
+    """This checkout's test models from before the last factory edit are never used again."""
+    prune_stale_builds(MODEL_CACHE, keep={factory_version(), sdxl_family_version(), patches_version()})
 
 
 @pytest.fixture(scope="session")

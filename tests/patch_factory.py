@@ -55,10 +55,14 @@ class PatchFiles:
     controlnet: Path
 
 
+def patches_version() -> str:
+    """Cache folder name: changes with this file and with the tiny model the patches fit."""
+    return f"patches-{factory_version()}-{hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]}"
+
+
 def build_patch_files(model: TinyModel, cache_root: Path) -> PatchFiles:
     """The LoRAs and the ControlNet for `model` (the tiny IP2P model), built once and cached."""
-    digest = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
-    root = Path(cache_root).resolve() / f"patches-{factory_version()}-{digest}"
+    root = Path(cache_root).resolve() / patches_version()
     files = PatchFiles(*(root / name for name in ("lora_core.safetensors", "lora_plain_sd15.safetensors",
                                                   "lora_ip2p.safetensors", "controlnet_sd15.safetensors")))
     if all(p.is_file() for p in vars(files).values()):

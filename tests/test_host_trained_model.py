@@ -12,6 +12,7 @@ import torch
 from conftest import SMALL_IMAGE
 from host_graphs import pack_edit, saved_latent
 from ip2p_core.train import TrainOptions, train
+from ip2p_core.train_checkpoints import CHECKPOINTS
 from model_factory import comfy_tokenizer_dir
 from train_fixtures import shape_pairs  # noqa: F401 (fixture)
 
@@ -23,13 +24,14 @@ def trained(host, tiny_sd, shape_pairs, tmp_path_factory):
     result = train(TrainOptions(model=tiny_sd.checkpoint, tokenizer=comfy_tokenizer_dir(), data=shape_pairs,
                                 output=tmp_path_factory.mktemp("trained") / "shapes_ip2p", resolution=16,
                                 batch_size=1, steps=1, learning_rate=1e-4, progress=False))
+    shutil.rmtree(result.single_file.parent / CHECKPOINTS)  # the resume state (~1 GB): not what this tests
     names = {"checkpoint": host.add_model("checkpoints", result.single_file, "trained_ip2p.safetensors"),
              "diffusers": host.add_model("diffusers", result.diffusers_dir, "trained_ip2p")}
     host.object_info(refresh=True)
     yield names
     host.remove_model("checkpoints", names["checkpoint"])
     host.remove_model("diffusers", names["diffusers"])
-    shutil.rmtree(result.single_file.parent)  # the run's output folder: model, checkpoints, optimizer state
+    shutil.rmtree(result.single_file.parent)  # the trained model, 2 GB
 
 
 def edit(host, ckpt, loader):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ from model_factory import (  # noqa: E402
     TinyModel,
     build_sd15_ip2p,
     factory_version,
+    prune_stale_builds,
     randomise_,
     sd15_unet_config,
     sd15_vae_config,
@@ -67,11 +67,24 @@ def test_cache_layout_and_hit_is_fast(ip2p: TinyModel) -> None:
     assert ip2p.checkpoint.parent == ip2p.root and ip2p.checkpoint.suffix == ".safetensors"
     for sub in ("unet", "vae", "text_encoder", "tokenizer", "scheduler", "model_index.json"):
         assert (ip2p.diffusers_dir / sub).exists(), sub
-    started = time.monotonic()
+    written = ip2p.checkpoint.stat()
     again = build_sd15_ip2p(CACHE_ROOT)
-    assert time.monotonic() - started < 2.0
     assert again == ip2p
+    hit = again.checkpoint.stat()
+    assert (hit.st_ino, hit.st_mtime_ns) == (written.st_ino, written.st_mtime_ns), "a cache hit rebuilt the model"
     assert not list(ip2p.root.parent.glob(".sd15_ip2p-tmp-*")), "temporary build directory left behind"
+
+
+def test_prune_removes_other_versions_of_every_factory_and_nothing_else(tmp_path: Path) -> None:
+    names = ["v1-aaaaaaaaaaaa", "v1-bbbbbbbbbbbb", "sdxl-aaaaaaaaaaaa", "sdxl-bbbbbbbbbbbb",
+             "patches-v1-aaaaaaaaaaaa-cccccccccccc", "patches-v1-bbbbbbbbbbbb-cccccccccccc", "my_models", "v1-notahash"]
+    for name in names:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "model.safetensors").write_bytes(b"x")
+    keep = {"v1-bbbbbbbbbbbb", "sdxl-bbbbbbbbbbbb", "patches-v1-bbbbbbbbbbbb-cccccccccccc"}
+    removed = prune_stale_builds(tmp_path, keep)
+    assert sorted(p.name for p in removed) == sorted(set(names[:6]) - keep)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(keep | {"my_models", "v1-notahash"})
 
 
 def test_cached_unet_matches_the_code(ip2p: TinyModel) -> None:
