@@ -31,7 +31,7 @@ from pathlib import Path
 from comfy_host import ComfyHost, HostError
 from run_common import find_checkpoint, free_name, generated_checkpoint
 from ui_workflow import WorkflowFormatError, load_any
-from workflow_inputs import MODEL_FILES, with_inputs
+from workflow_inputs import INSTRUCTION_HELP, MODEL_FILES, InstructionCountError, with_inputs
 
 log = logging.getLogger("ip2p.batch")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
@@ -187,7 +187,7 @@ def main(argv=None) -> int:
     parser.add_argument("--workflow", type=Path, required=True, help="an API- or UI-format workflow file")
     parser.add_argument("--input-dir", type=Path, required=True, help="folder of images to edit")
     parser.add_argument("--output-dir", type=Path, required=True, help="folder for the results (created)")
-    parser.add_argument("--instruction", help="the edit instruction (default: the workflow's own)")
+    parser.add_argument("--instruction", action="append", help=INSTRUCTION_HELP)
     parser.add_argument("--checkpoint", help="an IP2P checkpoint: a file, or with --url the name the server lists")
     parser.add_argument("--model", type=model_option, action="append", default=[], metavar="KIND=FILE",
                         help=f"another model file the workflow loads; KIND: {', '.join(MODEL_FILES)}")
@@ -214,10 +214,14 @@ def main(argv=None) -> int:
             prompt = load_any(args.workflow, host.object_info())
         except WorkflowFormatError as exc:
             raise SystemExit(f"--workflow {args.workflow}: {exc}") from None
+        try:
+            prompt = with_inputs(prompt, instruction=args.instruction)
+        except InstructionCountError as exc:
+            raise SystemExit(f"--instruction for {args.workflow.name}: {exc}") from None
         needs_mask = any(node["class_type"] == "LoadImageMask" for node in prompt.values())
         if needs_mask and (args.mask is None or not args.mask.is_file()):
             raise SystemExit(f"{args.workflow.name} edits inside a mask: pass --mask PATH (an existing image file)")
-        settings = dict(instruction=args.instruction, seed=args.seed, steps=args.steps, resolution=args.resolution,
+        settings = dict(seed=args.seed, steps=args.steps, resolution=args.resolution,
                         mask=upload(host, args.mask) if needs_mask else None, **model_names(host, args, prompt))
         log.info("editing %d image(s) from %s with %s", len(images), args.input_dir, args.workflow.name)
         for i, image in enumerate(images, 1):

@@ -1,6 +1,6 @@
 """Edits an image with an IP2P workflow in a real, headless ComfyUI and saves the result.
 
-    python scripts/edit_image.py [--image PATH] [--instruction TEXT] [--checkpoint PATH]
+    python scripts/edit_image.py [--image PATH] [--instruction TEXT ...] [--checkpoint PATH]
 
 Starts the host in a temporary folder with this pack in custom_nodes, puts the checkpoint
 and image there, queues the API-format workflow and copies the saved image out. Without a
@@ -16,7 +16,7 @@ from pathlib import Path
 
 from comfy_host import REPO_ROOT, ComfyHost, HostError
 from run_common import find_checkpoint, free_name, generated_checkpoint
-from workflow_inputs import load_workflow, with_inputs
+from workflow_inputs import INSTRUCTION_HELP, InstructionCountError, load_workflow, with_inputs
 
 log = logging.getLogger("ip2p.edit")
 
@@ -25,7 +25,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workflow", type=Path, default=REPO_ROOT / "workflows" / "basic_edit.api.json")
     parser.add_argument("--image", type=Path, default=REPO_ROOT / "examples" / "landscape.png")
-    parser.add_argument("--instruction", help="default: the workflow's own instruction")
+    parser.add_argument("--instruction", action="append", help=INSTRUCTION_HELP)
     parser.add_argument("--checkpoint", type=Path, help="an IP2P checkpoint file")
     parser.add_argument("--steps", type=int, help="default: the workflow's")
     parser.add_argument("--seed", type=int, help="default: the workflow's")
@@ -39,6 +39,10 @@ def main(argv=None) -> int:
     if not args.image.is_file():
         raise SystemExit(f"--image {args.image}: no such file")
     workflow = load_workflow(args.workflow)
+    try:
+        workflow = with_inputs(workflow, instruction=args.instruction)
+    except InstructionCountError as exc:
+        raise SystemExit(f"--instruction for {args.workflow.name}: {exc}") from None
     needs_mask = any(node["class_type"] == "LoadImageMask" for node in workflow.values())
     if needs_mask and (args.mask is None or not args.mask.is_file()):
         raise SystemExit(f"{args.workflow.name} edits inside a mask: pass --mask PATH (an existing image file)")
@@ -47,7 +51,7 @@ def main(argv=None) -> int:
         log.info("ComfyUI (%s) started in %.1f s; editing %s with %s", host.kind, host.startup_seconds,
                  args.image.name, checkpoint.name)
         prompt = with_inputs(workflow, checkpoint=host.add_model("checkpoints", checkpoint),
-                             image=host.add_input(args.image), instruction=args.instruction,
+                             image=host.add_input(args.image),
                              seed=args.seed, steps=args.steps, resolution=args.resolution,
                              mask=host.add_input(args.mask) if needs_mask else None)
         try:

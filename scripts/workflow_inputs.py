@@ -5,8 +5,9 @@ the same way. Nodes are found by type and wiring, not by id, so edited workflows
 """
 import copy
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 # Which input of which loader node takes each kind of model file.
 MODEL_FILES = {
@@ -33,19 +34,23 @@ def load_workflow(path: Path) -> Prompt:
     return prompt
 
 
-def with_inputs(prompt: Prompt, *, image: Optional[str] = None, instruction: Optional[str] = None,
-                seed: Optional[int] = None, steps: Optional[int] = None, mask: Optional[str] = None,
-                resolution: Optional[int] = None, **model_files: Optional[str]) -> Prompt:
+def with_inputs(prompt: Prompt, *, image: Optional[str] = None,
+                instruction: Union[str, Sequence[str], None] = None, seed: Optional[int] = None,
+                steps: Optional[int] = None, mask: Optional[str] = None, resolution: Optional[int] = None,
+                **model_files: Optional[str]) -> Prompt:
     """A copy of `prompt` with the given values set wherever the graph takes them.
 
-    `model_files` names files by kind (the keys of MODEL_FILES): `checkpoint` goes to IP2P
-    Checkpoint Loader, `sd_checkpoint` to Load Checkpoint, `unet`, `clip`, `vae`, `diffusers`,
-    `upscale_model` to Load Upscale Model.
+    `instruction` is one text per instruction the workflow holds, in the order its edits run (a
+    chain of two different edits takes two); a single string is one. `model_files` names files by kind (the keys of
+    MODEL_FILES): `checkpoint` goes to IP2P Checkpoint Loader, `sd_checkpoint` to Load Checkpoint,
+    `unet`, `clip`, `vae`, `diffusers`, `upscale_model` to Load Upscale Model.
     """
     unknown = set(model_files) - set(MODEL_FILES)
     if unknown:
         raise TypeError(f"unknown model file kinds {sorted(unknown)}: use {sorted(MODEL_FILES)}")
     out = copy.deepcopy(prompt)
+    if instruction is not None:
+        _set_instructions(out, [instruction] if isinstance(instruction, str) else list(instruction))
     for node in out.values():
         kind, inputs = node["class_type"], node["inputs"]
         for file_kind, name in model_files.items():
@@ -58,24 +63,73 @@ def with_inputs(prompt: Prompt, *, image: Optional[str] = None, instruction: Opt
             inputs["image"] = mask
         if resolution is not None and kind in PACK_ENCODERS:
             inputs["resolution"] = resolution
-        if instruction is not None and kind == "IP2PEncodeText":
-            inputs["instruction"] = instruction
         if seed is not None and kind in SEED_INPUTS:
             inputs[SEED_INPUTS[kind]] = seed
         if steps is not None and kind in STEPS_INPUTS:
             inputs[STEPS_INPUTS[kind]] = steps
-    if instruction is not None:
-        for node_id in _instruction_text_nodes(out):
-            out[node_id]["inputs"]["text"] = instruction
     return out
 
 
-def _instruction_text_nodes(prompt: Prompt) -> list[str]:
-    """Text encoders wired into an image encoder's positive input: those hold the instruction."""
-    ids = []
-    for node in prompt.values():
-        if node["class_type"] in IMAGE_ENCODERS:
+INSTRUCTION_HELP = ("the edit instruction (default: the workflow's own); for a workflow that makes different edits "
+                    "in a row (chain_edit: two), give it once per edit, in the order they run")
+
+
+class InstructionCountError(ValueError):
+    """The workflow holds a different number of instructions than were given."""
+
+
+def _set_instructions(prompt: Prompt, instructions: list[str]) -> None:
+    """Edits that hold the same text are one instruction (edit_then_upscale edits twice with one);
+    different texts (chain_edit) take one given instruction each, in the order they run."""
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for node_id, name in _instruction_slots(prompt):
+        groups.setdefault(prompt[node_id]["inputs"][name], []).append((node_id, name))
+    if len(instructions) != len(groups):
+        where = "; ".join(f"{text!r} (node {', '.join(node_id for node_id, _ in slots)})"
+                          for text, slots in groups.items())
+        raise InstructionCountError(
+            f"the workflow holds {len(groups)} instruction(s) ({where or 'no instruction input found'}) but "
+            f"{len(instructions)} were given: give one per instruction, in the order the edits run")
+    for slots, text in zip(groups.values(), instructions):
+        for node_id, name in slots:
+            prompt[node_id]["inputs"][name] = text
+
+
+def _instruction_slots(prompt: Prompt) -> list[tuple[str, str]]:
+    """(node id, input name) of every instruction, in run order: IP2P Encode (Instruction)'s own
+    input, and CLIP Text Encode nodes wired into an image encoder's positive input."""
+    edits = {}  # slot -> the node that takes the image: run order follows the images
+    for node_id, node in prompt.items():
+        if node["class_type"] == "IP2PEncodeText":
+            edits.setdefault((node_id, "instruction"), node_id)
+        elif node["class_type"] in IMAGE_ENCODERS:
             link = node["inputs"].get("positive")
-            if isinstance(link, list) and prompt.get(link[0], {}).get("class_type") == "CLIPTextEncode":
-                ids.append(link[0])
-    return ids
+            if _is_link(link) and prompt.get(link[0], {}).get("class_type") == "CLIPTextEncode":
+                edits.setdefault((link[0], "text"), node_id)
+    # An edit fed by another edit's result comes after it; otherwise node id order.
+    waits_for = {slot: _upstream(prompt, edit) for slot, edit in edits.items()}
+    ordered, left = [], sorted(edits, key=lambda slot: _id_order(edits[slot]))
+    while left:
+        ready = next(slot for slot in left if not waits_for[slot] & {edits[other] for other in left if other != slot})
+        ordered.append(ready)
+        left.remove(ready)
+    return ordered
+
+
+def _upstream(prompt: Prompt, node_id: str) -> set[str]:
+    """Every node `node_id` waits for, directly or not."""
+    seen, todo = set(), [node_id]
+    while todo:
+        for value in prompt.get(todo.pop(), {}).get("inputs", {}).values():
+            if _is_link(value) and value[0] not in seen:
+                seen.add(value[0])
+                todo.append(value[0])
+    return seen
+
+
+def _is_link(value: Any) -> bool:
+    return isinstance(value, list) and len(value) == 2 and isinstance(value[0], str)
+
+
+def _id_order(node_id: str) -> tuple[int, str]:
+    return (int(node_id), "") if node_id.isdigit() else (1 << 62, node_id)

@@ -1,6 +1,6 @@
 import pytest
 
-from workflow_inputs import load_workflow, with_inputs
+from workflow_inputs import InstructionCountError, load_workflow, with_inputs
 from comfy_host import REPO_ROOT as REPO
 
 
@@ -45,3 +45,43 @@ def test_upscale_model_reaches_the_upscale_model_loader():
     kinds = {node["class_type"]: node["inputs"] for node in out.values()}
     assert kinds["UpscaleModelLoader"]["model_name"] == "2x.safetensors"
     assert kinds["IP2PCheckpointLoader"]["ckpt_name"] == "m.safetensors"
+
+
+def _instructions(prompt):
+    return {node_id: node["inputs"]["instruction"] for node_id, node in prompt.items()
+            if node["class_type"] == "IP2PEncodeText"}
+
+
+def test_chained_edits_take_one_instruction_each_in_the_order_they_run():
+    prompt = load_workflow(REPO / "workflows" / "chain_edit.api.json")
+    out = with_inputs(prompt, instruction=["make it winter", "add a red barn"])
+    assert _instructions(out) == {"3": "make it winter", "7": "add a red barn"}
+    # Ids say nothing about order: swap the two edits' ids and the first edit still gets the first text.
+    swap = {"3": "7", "7": "3", "4": "8", "8": "4"}
+    relabel = lambda v: [swap.get(v[0], v[0]), v[1]] if isinstance(v, list) else v  # noqa: E731
+    swapped = {swap.get(i, i): {**n, "inputs": {k: relabel(v) for k, v in n["inputs"].items()}}
+               for i, n in prompt.items()}
+    out = with_inputs(swapped, instruction=["make it winter", "add a red barn"])
+    assert _instructions(out) == {"7": "make it winter", "3": "add a red barn"}
+
+
+def test_one_instruction_for_a_chain_is_refused_naming_its_edits():
+    prompt = load_workflow(REPO / "workflows" / "chain_edit.api.json")
+    with pytest.raises(InstructionCountError, match=r"the workflow holds 2 instruction\(s\) \('turn the sky into a "
+                                                    r"sunset' \(node 3\); 'add fireworks in the sky' \(node 7\)\) "
+                                                    r"but 1 were given"):
+        with_inputs(prompt, instruction="make it winter")
+
+
+@pytest.mark.parametrize("workflow", sorted((REPO / "workflows").glob("*.api.json")), ids=lambda p: p.name)
+def test_every_shipped_workflow_takes_one_instruction_per_different_edit(workflow):
+    prompt = load_workflow(workflow)
+    edits = 2 if workflow.name == "chain_edit.api.json" else 1
+    out = with_inputs(prompt, instruction=[f"edit {i}" for i in range(edits)])
+    changed = [v for i, n in out.items() for k, v in n["inputs"].items() if v != prompt[i]["inputs"][k]]
+    assert set(changed) == {f"edit {i}" for i in range(edits)}
+
+
+def test_two_passes_of_one_edit_take_one_instruction():
+    out = with_inputs(load_workflow(REPO / "workflows" / "edit_then_upscale.api.json"), instruction="make it winter")
+    assert list(_instructions(out).values()) == ["make it winter", "make it winter"]
