@@ -8,11 +8,14 @@ encoders and VAE from fixed configs, refusing other shapes. So only the UNet is 
 * VAE: SDXL's AutoencoderKL (SD1.5's shape; latents scaled by 0.13025).
 * CLIP-L: the CLIP ViT-L/14 text tower, as in SD1.5.
 * CLIP-G: the OpenCLIP ViT-bigG/14 text tower with its projection at full size (32 layers,
-  width 1280, 694M parameters): most of the disk and of the build time.
+  width 1280, 694M parameters). Only its first two and last two layers are random: the others'
+  attention and MLP weights are zero (each block passes its input on), so that their 1.1 GB in
+  each of the three copies are holes in sparse files (`dig_holes`), not disk. Every layer is
+  converted by the same code, so a wrong mapping still shows in the random ones.
 
 Random weights as in model_factory (`randomise_`), fp16-rounded and stored as fp16 (ComfyUI
 computes in fp32 on the CPU, or fp16 without --fp32-text-enc; both stay finite). One build
-(about 6.2 GB, a minute or two) writes the same weights three ways:
+(6 GB of file size, 2.8 GB on disk, a minute or two) writes the same weights three ways:
 
 * `sdxl_ip2p.safetensors`: an LDM single file as SDXL checkpoints hold it (UNet, VAE, CLIP-L
   in HF layout under `conditioner.embedders.0.transformer.`, CLIP-G in OpenCLIP layout under
@@ -25,6 +28,7 @@ so editing this file leaves model_factory's (much larger) cache alone.
 """
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import logging
 import math
@@ -68,6 +72,11 @@ CHECKPOINT_NAMES = {False: "sdxl_ip2p.safetensors", True: "cosxl_edit.safetensor
 CLIP_L_PREFIX = "conditioner.embedders.0.transformer."
 CLIP_G_PREFIX = "conditioner.embedders.1.model."
 OPENCLIP_LOGIT_SCALE = math.log(100.0)  # OpenCLIP's trained value; SDXL checkpoints carry it
+CLIP_G_RANDOM_LAYERS = (0, 1, 30, 31)  # the pooled output reads layer 31, SDXL's penultimate one layer 30
+IDENTITY_PARTS = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.out_proj", "mlp.fc1",
+                  "mlp.fc2")
+FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE = 0x01, 0x02
+HOLE_CHUNK = 1 << 20
 DIFFUSERS_PARTS = ("unet", "vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "scheduler")
 
 
@@ -153,6 +162,11 @@ def _build_into(model: SDXLFamily, unet_file: Path) -> None:
         clip_g = CLIPTextModelWithProjection(CLIPTextConfig(**clip_g_config())).eval()
         for module, seed in ((vae, SDXL_VAE_SEED), (clip_l, CLIP_L_SEED), (clip_g, CLIP_G_SEED)):
             randomise_(module, seed)  # fp16-rounded values
+        for index, layer in enumerate(clip_g.text_model.encoder.layers):
+            if index not in CLIP_G_RANDOM_LAYERS:
+                for part in IDENTITY_PARTS:
+                    for param in layer.get_submodule(part).parameters():
+                        param.zero_()
     for module in (unet, vae, clip_l, clip_g):
         module.to(torch.float16)
 
@@ -174,6 +188,25 @@ def _build_into(model: SDXLFamily, unet_file: Path) -> None:
     state["edm_vpred.sigma_min"] = torch.tensor(COSXL_SIGMA_MIN)
     state["edm_vpred.sigma_max"] = torch.tensor(COSXL_SIGMA_MAX)
     save_file(state, str(model.cosxl_checkpoint), metadata=metadata)
+    for path in sorted(model.root.rglob("*.safetensors")):
+        dig_holes(path)
+
+
+def dig_holes(path: Path) -> int:
+    """Gives the file system back the file's all-zero 1 MiB chunks (they still read as zeros);
+    the bytes freed, 0 where the file system cannot punch holes."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong]
+    zero, freed, offset = bytes(HOLE_CHUNK), 0, 0
+    with open(path, "r+b") as f:
+        while chunk := f.read(HOLE_CHUNK):
+            if chunk == zero:
+                if libc.fallocate(f.fileno(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, HOLE_CHUNK):
+                    log.info("%s: no holes on this file system (%s)", path.name, os.strerror(ctypes.get_errno()))
+                    return freed
+                freed += HOLE_CHUNK
+            offset += len(chunk)
+    return freed
 
 
 def openclip_text_state(hf: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
