@@ -20,7 +20,7 @@ so both are generated from fixed seeds:
 Every weight is rounded through fp16, so storing VAE and text encoder as fp16 in the LDM
 file loses nothing and both formats hold exactly the same values. The UNet is stored as
 fp32 in the LDM file (ComfyUI then runs it in fp32 on the CPU); the diffusers folder is
-all fp32 because that is what `from_pretrained` loads by default.
+all fp16, half the disk: diffusers and transformers load it as fp32 unless told otherwise.
 
 Builds are cached under `cache_root/<factory_version()>/`; the version hashes this file
 and `ip2p_core/diffusers_to_ldm.py`, so editing the factory invalidates old builds (the test session
@@ -80,7 +80,7 @@ class TinyModel:
     name: str
     in_channels: int
     root: Path
-    checkpoint: Path  # LDM single file: UNet fp32, VAE and CLIP fp16
+    checkpoint: Path  # LDM single file: UNet fp32, VAE and CLIP fp16 (the diffusers folder: all fp16)
     diffusers_dir: Path  # save_pretrained layout: unet/ vae/ text_encoder/ tokenizer/ scheduler/
     unet_config: dict[str, Any] = field(hash=False)  # UNet2DConditionModel(**unet_config)
     vae_config: dict[str, Any] = field(hash=False)  # AutoencoderKL(**vae_config)
@@ -346,8 +346,6 @@ def _build_into(root: Path, model: TinyModel) -> None:
         vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
         safety_checker=None, feature_extractor=None, requires_safety_checker=False,
     )
-    pipe.save_pretrained(model.diffusers_dir, safe_serialization=True)
-
     half = lambda sd: {k: v.to(torch.float16) for k, v in sd.items()}  # noqa: E731 - exact: values are fp16-rounded
     state = ldm_checkpoint(
         {k: v.contiguous() for k, v in unet.state_dict().items()}, model.unet_config,
@@ -356,6 +354,7 @@ def _build_into(root: Path, model: TinyModel) -> None:
     )
     state = {k: v.contiguous() for k, v in state.items()}
     save_file(state, str(model.checkpoint), metadata={"format": "pt", "ip2p_test_factory": factory_version()})
+    pipe.to(torch.float16).save_pretrained(model.diffusers_dir, safe_serialization=True)
 
 
 def randomise_(module: torch.nn.Module, seed: int) -> None:

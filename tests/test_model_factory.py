@@ -53,10 +53,15 @@ def ip2p_checkpoint(ip2p: TinyModel) -> dict[str, torch.Tensor]:
     return load_file(str(ip2p.checkpoint))
 
 
-def _diffusers_weights(model: TinyModel, part: str) -> dict[str, torch.Tensor]:
+def _diffusers_file(model: TinyModel, part: str) -> Path:
     files = sorted((model.diffusers_dir / part).glob("*.safetensors"))
     assert len(files) == 1, files
-    return load_file(str(files[0]))
+    return files[0]
+
+
+def _diffusers_weights(model: TinyModel, part: str) -> dict[str, torch.Tensor]:
+    """The folder's weights in fp32, as from_pretrained loads them (stored as fp16)."""
+    return {k: v.float() for k, v in load_file(str(_diffusers_file(model, part))).items()}
 
 
 # -- cache ------------------------------------------------------------------------------
@@ -119,9 +124,10 @@ def test_ldm_dtypes_and_fp16_exact(ip2p: TinyModel, ip2p_checkpoint: dict[str, t
         expected = torch.float32 if key.startswith(ldm_keys.UNET_PREFIX) else torch.float16
         assert value.dtype == expected, key
     for part in ("unet", "vae", "text_encoder"):
-        for key, value in _diffusers_weights(ip2p, part).items():
-            assert value.dtype == torch.float32, (part, key)
-            assert torch.equal(value, value.half().float()), f"{part}.{key} is not fp16-representable"
+        for key, value in load_file(str(_diffusers_file(ip2p, part))).items():
+            assert value.dtype == torch.float16, (part, key)
+    for key, value in ip2p_checkpoint.items():
+        assert torch.equal(value.float(), value.half().float()), f"{key} is not fp16-representable"
 
 
 def test_unet_has_no_zero_layer(ip2p: TinyModel) -> None:
