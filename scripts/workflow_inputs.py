@@ -41,9 +41,10 @@ def with_inputs(prompt: Prompt, *, image: Optional[str] = None,
     """A copy of `prompt` with the given values set wherever the graph takes them.
 
     `instruction` is one text per instruction the workflow holds, in the order its edits run (a
-    chain of two different edits takes two); a single string is one. `model_files` names files by kind (the keys of
-    MODEL_FILES): `checkpoint` goes to IP2P Checkpoint Loader, `sd_checkpoint` to Load Checkpoint,
-    `unet`, `clip`, `vae`, `diffusers`, `upscale_model` to Load Upscale Model.
+    chain of two different edits takes two); a single string is one. `model_files` names files
+    by kind (the keys of MODEL_FILES): `checkpoint` goes to IP2P Checkpoint Loader,
+    `sd_checkpoint` to Load Checkpoint, `unet`, `clip`, `vae`, `diffusers`, `upscale_model` to
+    Load Upscale Model.
     """
     unknown = set(model_files) - set(MODEL_FILES)
     if unknown:
@@ -81,12 +82,12 @@ class InstructionCountError(ValueError):
 def _set_instructions(prompt: Prompt, instructions: list[str]) -> None:
     """Edits that hold the same text are one instruction (edit_then_upscale edits twice with one);
     different texts (chain_edit) take one given instruction each, in the order they run."""
-    groups: dict[str, list[tuple[str, str]]] = {}
+    groups: dict[str, list[tuple[str, str]]] = {}  # by the current value (a text, or a link to one)
     for node_id, name in _instruction_slots(prompt):
-        groups.setdefault(prompt[node_id]["inputs"][name], []).append((node_id, name))
+        groups.setdefault(json.dumps(prompt[node_id]["inputs"][name]), []).append((node_id, name))
     if len(instructions) != len(groups):
-        where = "; ".join(f"{text!r} (node {', '.join(node_id for node_id, _ in slots)})"
-                          for text, slots in groups.items())
+        where = "; ".join(f"{json.loads(value)!r} (node {', '.join(node_id for node_id, _ in slots)})"
+                          for value, slots in groups.items())
         raise InstructionCountError(
             f"the workflow holds {len(groups)} instruction(s) ({where or 'no instruction input found'}) but "
             f"{len(instructions)} were given: give one per instruction, in the order the edits run")

@@ -85,3 +85,11 @@ def test_every_shipped_workflow_takes_one_instruction_per_different_edit(workflo
 def test_two_passes_of_one_edit_take_one_instruction():
     out = with_inputs(load_workflow(REPO / "workflows" / "edit_then_upscale.api.json"), instruction="make it winter")
     assert list(_instructions(out).values()) == ["make it winter", "make it winter"]
+
+
+def test_an_instruction_fed_by_another_node_is_replaced_by_the_given_text():
+    prompt = load_workflow(REPO / "workflows" / "basic_edit.api.json")
+    (encoder,) = [i for i, n in prompt.items() if n["class_type"] == "IP2PEncodeText"]
+    prompt["99"] = {"class_type": "PrimitiveString", "inputs": {"value": "make it blue"}}
+    prompt[encoder]["inputs"]["instruction"] = ["99", 0]
+    assert _instructions(with_inputs(prompt, instruction="make it winter")) == {encoder: "make it winter"}
