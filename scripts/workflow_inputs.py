@@ -90,7 +90,7 @@ def _set_instructions(prompt: Prompt, instructions: list[str]) -> None:
                           for value, slots in groups.items())
         raise InstructionCountError(
             f"the workflow holds {len(groups)} instruction(s) ({where or 'no instruction input found'}) but "
-            f"{len(instructions)} were given: give one per instruction, in the order the edits run")
+            f"got {len(instructions)}: give one per instruction, in the order the edits run")
     for slots, text in zip(groups.values(), instructions):
         for node_id, name in slots:
             prompt[node_id]["inputs"][name] = text

@@ -69,7 +69,7 @@ def test_one_instruction_for_a_chain_is_refused_naming_its_edits():
     prompt = load_workflow(REPO / "workflows" / "chain_edit.api.json")
     with pytest.raises(InstructionCountError, match=r"the workflow holds 2 instruction\(s\) \('turn the sky into a "
                                                     r"sunset' \(node 3\); 'add fireworks in the sky' \(node 7\)\) "
-                                                    r"but 1 were given"):
+                                                    r"but got 1: give one per instruction"):
         with_inputs(prompt, instruction="make it winter")
 
 
