@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-# A fresh clone builds 6.9 GB of test models and needs up to 3 GB more while it runs (README, Tests):
+# A fresh clone builds 5.9 GB of test models and needs up to 3.7 GB more while it runs (README, Tests):
 # say so up front, so that a full disk is recognised as the cause of what fails.
 echo "test: $(df -Pk . | awk 'NR == 2 {printf "%.1f", $4 / 1048576}') GB free here; a first run needs about 10 GB"
 exec .venv/bin/python -m pytest tests "$@"
