@@ -197,7 +197,8 @@ def build_sd15_ip2p(cache_root: Path = DEFAULT_CACHE_ROOT, in_channels: int = 8)
 
 def build_sd15_full_ip2p(cache_root: Path = DEFAULT_CACHE_ROOT) -> TinyModel:
     """An IP2P model with the full SD1.5 UNet (`sd15_full_unet_config`), random weights made
-    as for the tiny one, built once and cached (about 7.5 GB: the UNet is fp32 in both formats)."""
+    as for the tiny one, built once and cached (about 6 GB: the UNet is fp32 in the single file,
+    fp16 in the diffusers folder)."""
     name = "sd15_full_ip2p"
 
     def describe(root: Path) -> TinyModel:
