@@ -29,9 +29,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from comfy_host import ComfyHost, HostError
-from run_common import find_checkpoint, free_name, generated_checkpoint
+from run_common import INSTRUCTION_HELP, find_checkpoint, free_name, generated_checkpoint, with_instructions
 from ui_workflow import WorkflowFormatError, load_any
-from workflow_inputs import INSTRUCTION_HELP, MODEL_FILES, InstructionCountError, with_inputs
+from workflow_inputs import MODEL_FILES, with_inputs
 
 log = logging.getLogger("ip2p.batch")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
@@ -214,10 +214,7 @@ def main(argv=None) -> int:
             prompt = load_any(args.workflow, host.object_info())
         except WorkflowFormatError as exc:
             raise SystemExit(f"--workflow {args.workflow}: {exc}") from None
-        try:
-            prompt = with_inputs(prompt, instruction=args.instruction)
-        except InstructionCountError as exc:
-            raise SystemExit(f"--instruction for {args.workflow.name}: {exc}") from None
+        prompt = with_instructions(prompt, args.instruction, args.workflow)
         needs_mask = any(node["class_type"] == "LoadImageMask" for node in prompt.values())
         if needs_mask and (args.mask is None or not args.mask.is_file()):
             raise SystemExit(f"{args.workflow.name} edits inside a mask: pass --mask PATH (an existing image file)")

@@ -15,8 +15,8 @@ import tempfile
 from pathlib import Path
 
 from comfy_host import REPO_ROOT, ComfyHost, HostError
-from run_common import find_checkpoint, free_name, generated_checkpoint
-from workflow_inputs import INSTRUCTION_HELP, InstructionCountError, load_workflow, with_inputs
+from run_common import INSTRUCTION_HELP, find_checkpoint, free_name, generated_checkpoint, with_instructions
+from workflow_inputs import load_workflow, with_inputs
 
 log = logging.getLogger("ip2p.edit")
 
@@ -38,11 +38,7 @@ def main(argv=None) -> int:
 
     if not args.image.is_file():
         raise SystemExit(f"--image {args.image}: no such file")
-    workflow = load_workflow(args.workflow)
-    try:
-        workflow = with_inputs(workflow, instruction=args.instruction)
-    except InstructionCountError as exc:
-        raise SystemExit(f"--instruction for {args.workflow.name}: {exc}") from None
+    workflow = with_instructions(load_workflow(args.workflow), args.instruction, args.workflow)
     needs_mask = any(node["class_type"] == "LoadImageMask" for node in workflow.values())
     if needs_mask and (args.mask is None or not args.mask.is_file()):
         raise SystemExit(f"{args.workflow.name} edits inside a mask: pass --mask PATH (an existing image file)")

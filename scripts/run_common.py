@@ -3,9 +3,21 @@ import logging
 from pathlib import Path
 
 from comfy_host import REPO_ROOT
+from workflow_inputs import InstructionCountError, Prompt, with_inputs
 
 log = logging.getLogger("ip2p.run")
 REAL_CHECKPOINT_NAMES = ("instruct-pix2pix-00-22000.safetensors", "instruct-pix2pix-00-22000.ckpt")
+INSTRUCTION_HELP = ("the edit instruction (default: the workflow's own); for a workflow that makes different edits "
+                    "in a row (chain_edit: two), give it once per edit, in the order they run")
+
+
+def with_instructions(prompt: Prompt, instructions: list[str] | None, workflow: Path) -> Prompt:
+    """The --instruction values (None: the workflow's own) put into `prompt`; a count that does
+    not fit the workflow stops the run before anything is queued."""
+    try:
+        return with_inputs(prompt, instruction=instructions)
+    except InstructionCountError as exc:
+        raise SystemExit(f"--instruction for {workflow.name}: {exc}") from None
 
 
 def find_checkpoint(requested):

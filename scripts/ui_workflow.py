@@ -191,7 +191,7 @@ def api_to_ui(prompt: Prompt, object_info: Mapping[str, Any], boxes: Mapping[str
     for link_id, source, slot, *_ in links:
         output = nodes[str(source)]["outputs"][slot]
         output["links"] = (output["links"] or []) + [link_id]
-    for order, node_id in enumerate(_topological(prompt)):
+    for order, node_id in enumerate(run_order(prompt)):
         nodes[node_id]["order"] = order
     ui_nodes = list(nodes.values())
     next_id = max(ids.values()) + 1
@@ -228,7 +228,9 @@ def _output_type(object_info, class_type: str, slot: int) -> str:
     return "COMBO" if isinstance(kind, list) else kind
 
 
-def _topological(prompt: Prompt) -> list[str]:
+def run_order(prompt: Prompt) -> list[str]:
+    """Node ids in an order the graph can run in: every node after the nodes it takes inputs
+    from, otherwise by id (numeric ids by value)."""
     done, order = set(), []
 
     def visit(node_id, path=()):
@@ -242,7 +244,7 @@ def _topological(prompt: Prompt) -> list[str]:
         done.add(node_id)
         order.append(node_id)
 
-    for node_id in sorted(prompt, key=_int_id):
+    for node_id in sorted(prompt, key=lambda i: (0, int(i), "") if i.isdigit() else (1, 0, i)):
         visit(node_id)
     return order
 

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Optional, Union
 
+from ui_workflow import is_link, run_order
+
 # Which input of which loader node takes each kind of model file.
 MODEL_FILES = {
     "checkpoint": ("IP2PCheckpointLoader", "ckpt_name"),
@@ -71,10 +73,6 @@ def with_inputs(prompt: Prompt, *, image: Optional[str] = None,
     return out
 
 
-INSTRUCTION_HELP = ("the edit instruction (default: the workflow's own); for a workflow that makes different edits "
-                    "in a row (chain_edit: two), give it once per edit, in the order they run")
-
-
 class InstructionCountError(ValueError):
     """The workflow holds a different number of instructions than were given."""
 
@@ -98,39 +96,15 @@ def _set_instructions(prompt: Prompt, instructions: list[str]) -> None:
 
 def _instruction_slots(prompt: Prompt) -> list[tuple[str, str]]:
     """(node id, input name) of every instruction, in run order: IP2P Encode (Instruction)'s own
-    input, and CLIP Text Encode nodes wired into an image encoder's positive input."""
-    edits = {}  # slot -> the node that takes the image: run order follows the images
+    input, and CLIP Text Encode nodes wired into an image encoder's positive input. An edit fed
+    by another edit's result comes after it: the order follows the node that takes the image."""
+    position = {node_id: i for i, node_id in enumerate(run_order(prompt))}
+    edits = {}  # slot -> the node that takes the image
     for node_id, node in prompt.items():
         if node["class_type"] == "IP2PEncodeText":
             edits.setdefault((node_id, "instruction"), node_id)
         elif node["class_type"] in IMAGE_ENCODERS:
             link = node["inputs"].get("positive")
-            if _is_link(link) and prompt.get(link[0], {}).get("class_type") == "CLIPTextEncode":
+            if is_link(link) and prompt.get(link[0], {}).get("class_type") == "CLIPTextEncode":
                 edits.setdefault((link[0], "text"), node_id)
-    # An edit fed by another edit's result comes after it; otherwise node id order.
-    waits_for = {slot: _upstream(prompt, edit) for slot, edit in edits.items()}
-    ordered, left = [], sorted(edits, key=lambda slot: _id_order(edits[slot]))
-    while left:
-        ready = next(slot for slot in left if not waits_for[slot] & {edits[other] for other in left if other != slot})
-        ordered.append(ready)
-        left.remove(ready)
-    return ordered
-
-
-def _upstream(prompt: Prompt, node_id: str) -> set[str]:
-    """Every node `node_id` waits for, directly or not."""
-    seen, todo = set(), [node_id]
-    while todo:
-        for value in prompt.get(todo.pop(), {}).get("inputs", {}).values():
-            if _is_link(value) and value[0] not in seen:
-                seen.add(value[0])
-                todo.append(value[0])
-    return seen
-
-
-def _is_link(value: Any) -> bool:
-    return isinstance(value, list) and len(value) == 2 and isinstance(value[0], str)
-
-
-def _id_order(node_id: str) -> tuple[int, str]:
-    return (int(node_id), "") if node_id.isdigit() else (1 << 62, node_id)
+    return sorted(edits, key=lambda slot: position[edits[slot]])
