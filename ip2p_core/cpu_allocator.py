@@ -29,7 +29,7 @@ M_MMAP_MAX = -4
 # adjusts by itself until anything calls mallopt: there, the values its adjustment reaches
 # once a 32 MiB block was freed (as torch workloads free), not the static 128 KiB ones.
 SET_BACK = {M_MMAP_MAX: 65536, M_MMAP_THRESHOLD: 32 << 20, M_TRIM_THRESHOLD: 64 << 20,
-                  M_TOP_PAD: 128 * 1024}
+            M_TOP_PAD: 128 * 1024}
 # While sampling: no block is mmap'd (below a thread heap's 64 MiB size), a heap top of up to
 # 1 GiB is kept, and the 64 MiB pad stops glibc from unmapping a thread's emptied heap.
 KEEP_FREED = {M_MMAP_MAX: 0, M_TRIM_THRESHOLD: 1 << 30, M_TOP_PAD: 64 << 20}
