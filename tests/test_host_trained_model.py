@@ -21,17 +21,18 @@ pytestmark = pytest.mark.host
 
 @pytest.fixture(scope="module")
 def trained(host, tiny_sd, shape_pairs, tmp_path_factory):
+    output = tmp_path_factory.mktemp("trained") / "shapes_ip2p"
     result = train(TrainOptions(model=tiny_sd.checkpoint, tokenizer=comfy_tokenizer_dir(), data=shape_pairs,
-                                output=tmp_path_factory.mktemp("trained") / "shapes_ip2p", resolution=16,
-                                batch_size=1, steps=1, learning_rate=1e-4, progress=False))
-    shutil.rmtree(result.single_file.parent / CHECKPOINTS)  # the resume state (~1 GB): not what this tests
+                                output=output, resolution=16, batch_size=1, steps=1, learning_rate=1e-4,
+                                progress=False))
+    shutil.rmtree(output / CHECKPOINTS)  # the resume state (~1 GB): not what this tests
     names = {"checkpoint": host.add_model("checkpoints", result.single_file, "trained_ip2p.safetensors"),
              "diffusers": host.add_model("diffusers", result.diffusers_dir, "trained_ip2p")}
     host.object_info(refresh=True)
     yield names
     host.remove_model("checkpoints", names["checkpoint"])
     host.remove_model("diffusers", names["diffusers"])
-    shutil.rmtree(result.single_file.parent)  # the trained model, 2 GB
+    shutil.rmtree(output)  # the trained model, 2 GB
 
 
 def edit(host, ckpt, loader):
