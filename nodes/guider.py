@@ -14,7 +14,6 @@ from ..ip2p_core.schedule import CfgSchedule, step_index
 from . import host
 from .attention import with_pytorch_attention
 from .conditioning import image_latent, with_values, without_image
-from .cpu_memory import while_sampling
 
 
 class DualCFGGuider(comfy.samplers.CFGGuider):
@@ -41,11 +40,6 @@ class DualCFGGuider(comfy.samplers.CFGGuider):
         self.step_sigmas = [float(s) for s in sigmas]
         self.step_scales = list(zip(self.text_cfg.per_step(steps), self.image_cfg.per_step(steps))) if steps else []
         return super().sample(noise, latent_image, sampler, sigmas, *args, **kwargs)
-
-    def inner_sample(self, noise, latent_image, device, *args, **kwargs):
-        # The models are loaded by now: only the loop's own allocations are kept.
-        with while_sampling(device):
-            return super().inner_sample(noise, latent_image, device, *args, **kwargs)
 
     def predict_noise(self, x, timestep, model_options=None, seed=None):
         model_options = {} if model_options is None else model_options

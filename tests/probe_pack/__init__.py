@@ -289,30 +289,3 @@ NODE_CLASS_MAPPINGS.update({
     "IP2PTestSDXLConditioning": IP2PTestSDXLConditioning,
     "IP2PTestRecordUNetInput": IP2PTestRecordUNetInput,
 })
-
-
-class IP2PTestStepFaults(_PostCFGProbe):
-    """A post-CFG hook that, at every step, mallocs `blocks` blocks of `megabytes`, writes them,
-    frees them, and appends to `path` the page faults the writing cost (this process's minor
-    faults). They stand in for a UNet call's large activations: more than one 64 MiB glibc
-    thread heap holds, so with glibc's own behaviour each step maps at least part of them anew."""
-
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {"model": ("MODEL",), "path": ("STRING", {"default": ""}),
-                             "blocks": ("INT", {"default": 8, "min": 1, "max": 64}),
-                             "megabytes": ("INT", {"default": 16, "min": 1, "max": 1024})}}
-
-    @staticmethod
-    def hook(path, blocks, megabytes):
-        from .malloc_blocks import written_block_faults
-
-        def post_cfg(args):
-            faults = written_block_faults(blocks, megabytes * 2 ** 20)
-            with open(path, "a") as f:
-                f.write(f"{faults}\n")
-            return args["denoised"]
-        return post_cfg
-
-
-NODE_CLASS_MAPPINGS["IP2PTestStepFaults"] = IP2PTestStepFaults
