@@ -9,6 +9,7 @@ import contextlib
 import inspect
 
 import comfy.ldm.modules.attention
+import comfy.lora
 import comfy.model_management
 import comfy.sd
 import comfy.utils
@@ -107,6 +108,38 @@ def unet_folder() -> str:
 def load_clip(paths, embedding_directory):
     """CLIP from HF text encoder files: one for SD1.5, two (L and G) make the host build SDXL's."""
     return comfy.sd.load_clip([str(p) for p in paths], embedding_directory=embedding_directory)
+
+
+DIFFUSION_PREFIX = "diffusion_model."
+
+
+def unet_shapes(model) -> dict[str, tuple[int, ...]]:
+    """The diffusion model's weight shapes by key (without the `diffusion_model.` prefix); nothing is copied."""
+    return {k: tuple(v.shape) for k, v in model.model.diffusion_model.state_dict().items()}
+
+
+def unet_patches(model) -> dict:
+    """Each diffusion-model weight with the patches it carries, in the host's format for a nested patch
+    (what ComfyUI's ModelMergeAdd adds to a clone), by key without the `diffusion_model.` prefix."""
+    return {k[len(DIFFUSION_PREFIX):]: v for k, v in model.get_key_patches(DIFFUSION_PREFIX).items()}
+
+
+def difference_patch(minuend, subtrahend) -> list:
+    """A nested patch whose value is `minuend - subtrahend` (two `unet_patches` entries).
+
+    Both hosts compute a nested patch as its first entry's weight, copied (in float32 upstream), with
+    the rest of its entries applied; a patch tuple is (strength, value, strength_model, offset,
+    function), of which the 2024 host reads the first three.
+    """
+    return list(minuend) + [(-1.0, list(subtrahend), 1.0, None, None)]
+
+
+def evaluate_patch(model, value, shape: tuple[int, ...]) -> torch.Tensor:
+    """What a patch value adds to a weight of `shape`, computed by the host (float32, on the CPU)."""
+    patches = [(1.0, value, 1.0, None, None)]
+    zero = torch.zeros(shape, dtype=torch.float32)
+    calculate = getattr(comfy.lora, "calculate_weight", None)  # upstream; the 2024 host has it on the patcher
+    return calculate(patches, zero, "") if calculate else model.calculate_weight(patches, zero, "")
 
 
 def unet_state_dict(model) -> dict:

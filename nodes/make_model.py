@@ -1,13 +1,15 @@
 """Making IP2P models from SD ones: widening conv_in, and add-difference merges.
 
-Both bake new weights and load them back through the host, whose detection then builds
-its IP2P model class (which concatenates the image latent), so the result works with the
-IP2P Sampler, LoRAs and the save node like any loaded model.
+Widening bakes new weights and loads them back through the host, whose detection then
+builds its IP2P model class (which concatenates the image latent). A merge is lazy, as
+ComfyUI's own merge nodes are: key patches on a clone of the IP2P model, computed when the
+model is loaded for sampling, so the merge node itself copies no weights. Either result
+works with the IP2P Sampler, LoRAs and the save node like any loaded model.
 """
 from ..ip2p_core.checkpoint_info import IP2P_IN_CHANNELS
 from ..ip2p_core.conv_in import widen_conv_in
 from ..ip2p_core.errors import IP2PUserError
-from ..ip2p_core.merge import CONV_IN_SUFFIX, add_difference
+from ..ip2p_core.merge import CONV_IN_SUFFIX, check_mergeable
 from . import host
 
 
@@ -44,7 +46,8 @@ class IP2PFromSDModel:
 class IP2PAddDifference:
     DESCRIPTION = ("Makes an instruction-editing version of any SD fine-tune: IP2P + (custom - base) x strength. "
                    "conv_in's four image channels keep the IP2P weights; the difference goes to the other four "
-                   "(ComfyUI's ModelSubtract/ModelAdd skip that layer entirely).")
+                   "(ComfyUI's ModelSubtract/ModelAdd skip that layer entirely). Lazy like ComfyUI's merges: "
+                   "no weights are copied until the model is sampled.")
     CATEGORY = "InstructPix2Pix/model making"
     RETURN_TYPES = ("MODEL",)
     RETURN_NAMES = ("model",)
@@ -65,6 +68,14 @@ class IP2PAddDifference:
         if not host.is_ip2p_model(ip2p_model):
             raise IP2PUserError(f"ip2p_model is a {type(ip2p_model.model).__name__}, not an InstructPix2Pix model: "
                                 "connect the IP2P model there and the SD models to custom_model and base_model")
-        ip2p = host.unet_state_dict(ip2p_model)
-        merged = add_difference(ip2p, host.unet_state_dict(custom_model), host.unet_state_dict(base_model), strength)
-        return (host.load_unet(merged, "default", "the merged model"),)
+        ip2p_shapes = host.unet_shapes(ip2p_model)
+        conv_in = check_mergeable(ip2p_shapes, host.unet_shapes(custom_model), host.unet_shapes(base_model))
+        custom, base = host.unet_patches(custom_model), host.unet_patches(base_model)
+        merged = ip2p_model.clone()
+        for key in custom:
+            difference = host.difference_patch(custom[key], base[key])
+            if key == conv_in:  # 4 channels onto 8: computed now (a few KB) and widened with zeros
+                narrow = host.evaluate_patch(custom_model, difference, host.unet_shapes(custom_model)[key])
+                difference = (widen_conv_in(narrow, ip2p_shapes[key][1]),)
+            merged.add_patches({host.DIFFUSION_PREFIX + key: difference}, strength, 1.0)
+        return (merged,)

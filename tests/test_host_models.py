@@ -6,14 +6,17 @@ what the SD model did; a saved model must load back in both checkpoint loaders.
 """
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
 from comfy_host import HostError
 from conftest import IP2P_CKPT, SD_CKPT, SMALL_IMAGE
 from host_graphs import pack_edit, saved_latent
+from ip2p_core.merge import CONV_IN_SUFFIX
 from model_files import model_files  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.host
 SAME_WEIGHTS_RTOL = 1e-6
+UNET = "model.diffusion_model."
 
 
 def edit(**kwargs):
@@ -149,6 +152,49 @@ def test_add_difference_moves_the_ip2p_model_by_the_fine_tune(host, checkpoint_l
     custom = {"class_type": "ModelMergeSimple", "inputs": {"model1": ["40", 0], "model2": ["1", 0], "ratio": 0.9}}
     merged = saved_latent(host, merged_edit(1.0, custom))
     assert relative_diff(merged, checkpoint_latent) > 1e-3
+
+
+@pytest.fixture(scope="module")
+def fine_tune(host, tiny_sd, tmp_path_factory):
+    """An SD "fine-tune" of the plain test model: its UNet moved by seeded noise."""
+    state = load_file(str(tiny_sd.checkpoint))
+    generator = torch.Generator().manual_seed(11)
+    tuned = {k: v + 0.1 * v.float().std() * torch.randn(v.shape, generator=generator) if k.startswith(UNET) else v
+             for k, v in state.items()}
+    path = tmp_path_factory.mktemp("fine_tune") / "tiny_sd_fine_tune.safetensors"
+    save_file(tuned, str(path))
+    name = host.add_model("checkpoints", path)
+    host.object_info(refresh=True)
+    try:
+        yield name, path
+    finally:
+        host.remove_model("checkpoints", name)
+
+
+def test_add_difference_is_the_hand_computed_merge_bit_for_bit(host, tiny_ip2p, tiny_sd, fine_tune):
+    name, path = fine_tune
+    prompt = {"1": {"class_type": "IP2PCheckpointLoader", "inputs": {"ckpt_name": IP2P_CKPT}},
+              "2": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": name}},
+              "3": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": SD_CKPT}},
+              "4": {"class_type": "IP2PAddDifference", "inputs": {"ip2p_model": ["1", 0], "custom_model": ["2", 0],
+                                                                 "base_model": ["3", 0], "strength": 0.7}},
+              "5": {"class_type": "IP2PSaveCheckpoint", "inputs": {"model": ["4", 0], "clip": ["1", 1],
+                                                                  "vae": ["1", 2], "filename_prefix": "merged"}}}
+    (saved,) = host.output_files(host.run(prompt))
+    try:
+        merged = {k: v for k, v in load_file(str(saved)).items() if k.startswith(UNET)}
+    finally:
+        saved.unlink()
+    ip2p, custom, base = (load_file(str(p)) for p in (tiny_ip2p.checkpoint, path, tiny_sd.checkpoint))
+    for key, weight in merged.items():
+        delta = (custom[key].float() - base[key].float()) * 0.7
+        expected = ip2p[key].float().clone()
+        if key.endswith(CONV_IN_SUFFIX):  # the fine-tune's 4 channels onto the first 4 of 8
+            expected[:, :delta.shape[1]] += delta
+        else:
+            expected += delta
+        assert torch.equal(weight, expected.to(weight.dtype)), key
+    assert set(merged) == {k for k in ip2p if k.startswith(UNET)}
 
 
 def test_add_difference_refuses_an_sd_model_in_the_ip2p_slot(host):
