@@ -9,7 +9,7 @@ import pickle
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Iterable, Optional
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -50,12 +50,16 @@ def read_tensor_shapes(path: Path) -> dict[str, tuple[int, ...]]:
     return _read(Path(path), shapes_only)
 
 
-def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """Every tensor of a .safetensors or pickled checkpoint, on the CPU."""
+def read_state_dict(path: Path, keys: Optional[Iterable[str]] = None) -> dict[str, torch.Tensor]:
+    """Every tensor of a .safetensors or pickled checkpoint (or those of `keys`), on the CPU."""
     def tensors(path: Path) -> dict[str, torch.Tensor]:
         if path.suffix == ".safetensors":
-            return load_file(str(path))
-        return {k: v for k, v in _torch_load(path).items() if isinstance(v, torch.Tensor)}
+            if keys is None:
+                return load_file(str(path))
+            with safe_open(str(path), framework="pt") as f:
+                return {k: f.get_tensor(k) for k in keys}
+        state = _torch_load(path)
+        return {k: state[k] for k in (keys if keys is not None else state) if isinstance(state[k], torch.Tensor)}
     return _read(Path(path), tensors)
 
 
@@ -109,10 +113,10 @@ def _family(context_dim: Optional[int], has_edm_marker: bool) -> Optional[Family
     return None
 
 
-def require_ip2p_unet(path: Path) -> UnetShape:
-    """The file's UNet shape, or an error saying why it is not an IP2P model."""
+def require_ip2p_unet(path: Path, shapes: Optional[dict[str, tuple[int, ...]]] = None) -> UnetShape:
+    """The file's UNet shape (from `shapes` when already read), or an error saying why it is not an IP2P model."""
     path = Path(path)
-    shape = unet_shape(read_tensor_shapes(path), path.name)
+    shape = unet_shape(read_tensor_shapes(path) if shapes is None else shapes, path.name)
     if shape.in_channels == IP2P_IN_CHANNELS:
         return shape
     if shape.in_channels == 4:

@@ -142,6 +142,17 @@ def evaluate_patch(model, value, shape: tuple[int, ...]) -> torch.Tensor:
     return calculate(patches, zero, "") if calculate else model.calculate_weight(patches, zero, "")
 
 
+def set_unet_weights(model, weights: dict, name: str) -> None:
+    """Replaces the weights of a MODEL the pack has just loaded (nothing else holds it) by `weights`."""
+    diffusion_model = model.model.diffusion_model
+    missing, unexpected = diffusion_model.load_state_dict(weights, strict=False)
+    parameters = dict(diffusion_model.named_parameters())
+    missing = [k for k in missing if k in parameters]
+    if missing or unexpected:
+        raise IP2PUserError(f"{name}: the weights to load do not fit the model ComfyUI built "
+                            f"(missing {missing[:3]}, unexpected {list(unexpected)[:3]})")
+
+
 def unet_state_dict(model) -> dict:
     """The diffusion model's weights with the MODEL's patches (LoRAs, merges) applied, on the CPU."""
     comfy.model_management.load_models_gpu([model], force_patch_weights=True)

@@ -14,9 +14,10 @@ import comfy.sd
 import comfy.utils
 import folder_paths
 
-from ..ip2p_core.checkpoint_info import require_ip2p_unet
+from ..ip2p_core.checkpoint_info import read_state_dict, read_tensor_shapes, require_ip2p_unet
 from ..ip2p_core.diffusers_folder import find_parts
-from ..ip2p_core.diffusers_to_ldm import infer_unet_config
+from ..ip2p_core.diffusers_to_ldm import UNET_PREFIX, infer_unet_config
+from ..ip2p_core.ema_weights import CHOICES as EMA_CHOICES, ema_names
 from ..ip2p_core.errors import IP2PUserError
 from ..ip2p_core.sdxl_to_ldm import any_unet_to_ldm
 from . import host
@@ -45,7 +46,6 @@ def _require_ip2p(model, name: str):
 
 # Keys beside the UNet's that tell the host how the model samples (CosXL: edm_vpred.sigma_max).
 SAMPLING_KEYS = ("edm_vpred.", "edm_mean", "edm_std", "v_pred", "ztsnr")
-LDM_UNET_PREFIX = "model.diffusion_model."
 
 
 def _unet_weights(state_dict: dict, name: str) -> dict:
@@ -56,9 +56,9 @@ def _unet_weights(state_dict: dict, name: str) -> dict:
     Diffusers UNets become LDM layout: the hosts detect SD1.5 IP2P only in that layout, and
     SDXL IP2P in diffusers layout only at exactly the full-size config.
     """
-    if any(k.startswith(LDM_UNET_PREFIX) for k in state_dict):
-        state_dict = {k[len(LDM_UNET_PREFIX):] if k.startswith(LDM_UNET_PREFIX) else k: v
-                      for k, v in state_dict.items() if k.startswith((LDM_UNET_PREFIX,) + SAMPLING_KEYS)}
+    if any(k.startswith(UNET_PREFIX) for k in state_dict):
+        state_dict = {k[len(UNET_PREFIX):] if k.startswith(UNET_PREFIX) else k: v
+                      for k, v in state_dict.items() if k.startswith((UNET_PREFIX,) + SAMPLING_KEYS)}
     if "conv_in.weight" not in state_dict:
         return state_dict
     try:
@@ -87,12 +87,24 @@ class IP2PCheckpointLoader(_WholeModelLoader):
                 "tooltip": "An InstructPix2Pix checkpoint in models/checkpoints "
                            "(e.g. instruct-pix2pix-00-22000.safetensors, or cosxl_edit.safetensors).",
             }),
-        }, "optional": host.WEIGHT_DTYPE_INPUTS}
+        }, "optional": {**host.WEIGHT_DTYPE_INPUTS, "unet_weights": (list(EMA_CHOICES), {
+            "default": "auto",
+            "tooltip": "Checkpoints from the InstructPix2Pix authors' training code carry two UNets: the trained "
+                       "weights and their moving average (EMA), which the authors sampled with. auto: the EMA "
+                       "weights when the file has a complete copy (said in the log), else the only UNet; ema: "
+                       "require them; non-ema: the trained weights, what ComfyUI's Load Checkpoint uses."})}}
 
-    def load(self, ckpt_name, weight_dtype="default"):
+    def load(self, ckpt_name, weight_dtype="default", unet_weights="auto"):
         path = _path("checkpoints", ckpt_name)
-        shape = require_ip2p_unet(path)
+        shapes = read_tensor_shapes(path)
+        shape = require_ip2p_unet(path, shapes)
+        ema = ema_names(shapes, unet_weights, ckpt_name)
         model, clip, vae = host.load_checkpoint(str(path), weight_dtype, folder_paths.get_folder_paths("embeddings"))
+        if ema:
+            weights = read_state_dict(path, ema.values())
+            host.set_unet_weights(model, {k[len(UNET_PREFIX):]: weights[v] for k, v in ema.items()}, ckpt_name)
+            log.info("IP2P: %s: sampling with its EMA weights (model_ema.*), as the InstructPix2Pix authors did; "
+                     "unet_weights 'non-ema' loads model.diffusion_model.* instead", ckpt_name)
         log.info("IP2P: loaded %s (%s, %s)", ckpt_name, type(model.model).__name__,
                  shape.family.name if shape.family else "unknown family")
         return _require_ip2p(model, ckpt_name), clip, vae
