@@ -71,12 +71,20 @@ def _read(path: Path, reader):
         return reader(path)
     except IP2PUserError:
         raise
-    except (SafetensorError, OSError, RuntimeError, ValueError, EOFError,
-            pickle.UnpicklingError, zipfile.BadZipFile) as exc:
+    except pickle.UnpicklingError as exc:
+        if "GLOBAL" not in str(exc):  # torch names the function or class it refused to import
+            raise _damaged(path, exc) from exc
         raise IP2PUserError(
-            f"cannot read checkpoint {path.name}: the file is damaged or not a model file "
-            f"({type(exc).__name__}: {exc}). Download it again."
-        ) from exc
+            f"{path.name} is a pickle holding Python objects besides model weights: unpickling them could run "
+            "code stored in the file, so it was not loaded. Use a .safetensors version of the model, or convert "
+            "the file with a tool you trust") from None
+    except (SafetensorError, OSError, RuntimeError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise _damaged(path, exc) from exc
+
+
+def _damaged(path: Path, exc: Exception) -> IP2PUserError:
+    return IP2PUserError(f"cannot read checkpoint {path.name}: the file is damaged or not a model file "
+                         f"({type(exc).__name__}: {exc}). Download it again.")
 
 
 def _torch_load(path: Path) -> dict:

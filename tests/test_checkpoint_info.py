@@ -1,3 +1,4 @@
+import os
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -74,3 +75,22 @@ def test_file_without_unet_says_what_it_may_be(tmp_path):
     save_file({"encoder.conv_in.weight": torch.zeros(128, 3, 3, 3)}, str(path))
     with pytest.raises(IP2PUserError, match="has no UNet weights.*a VAE, a LoRA or a text encoder"):
         require_ip2p_unet(path)
+
+
+class _RunsCode:
+    """Unpickling this calls os.makedirs: what a malicious .ckpt does with worse calls."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.makedirs, (str(self.marker),))
+
+
+def test_pickle_that_would_run_code_is_not_unpickled(tmp_path):
+    path, marker = tmp_path / "evil.ckpt", tmp_path / "code-ran"
+    torch.save({"state_dict": {**fake_unet(), "payload": _RunsCode(marker)}}, path)
+    with pytest.raises(IP2PUserError, match=r"evil.ckpt is a pickle holding Python objects besides model weights: "
+                                            r"unpickling them could run code stored in the file, so it was not loaded"):
+        require_ip2p_unet(path)
+    assert not marker.exists()
