@@ -2,9 +2,12 @@
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 from safetensors.torch import load_file
+
+from comfy_host import HostError
 
 
 def encoded(ckpt: str, image: str, instruction: str, loader: str = "IP2PCheckpointLoader") -> dict:
@@ -83,3 +86,10 @@ def saved_images(host, prompt: dict) -> list[np.ndarray]:
     paths = [p for p in host.output_files(host.run(prompt), types=["output"]) if p.suffix == ".png"]
     assert paths, "the workflow saved no image"
     return [np.asarray(Image.open(Path(p)).convert("RGB")) for p in paths]
+
+
+def failure(host, prompt) -> str:
+    """The message of the error `prompt` must end with."""
+    with pytest.raises(HostError) as info:
+        host.run(prompt)
+    return str(info.value)

@@ -5,9 +5,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from comfy_host import HostError
 from conftest import IP2P_CKPT, ODD_IMAGE, OTHER_IMAGE, SMALL_IMAGE, SMALL_MASK
-from host_graphs import instruction_lines, pack_edit, saved_images, saved_latent
+from host_graphs import failure, instruction_lines, pack_edit, saved_images, saved_latent
 from reference import formula_latent
 from test_host_parity import DIFFUSERS_RTOL, INSTRUCTION, relative_diff
 
@@ -20,11 +19,6 @@ def edit(host, **kwargs):
     kwargs = {"seed": 11, "steps": STEPS, "text_cfg": 7.5, "image_cfg": 1.5, **kwargs}
     return pack_edit(IP2P_CKPT, kwargs.pop("image", SMALL_IMAGE), kwargs.pop("instruction", INSTRUCTION), **kwargs)
 
-
-def failure(host, prompt) -> str:
-    with pytest.raises(HostError) as info:
-        host.run(prompt)
-    return str(info.value)
 
 
 MASK_NODE = {"30": {"class_type": "LoadImageMask", "inputs": {"image": SMALL_MASK, "channel": "red"}}}

@@ -1,9 +1,8 @@
 """Mistakes users make, run through the real host: each must say what is wrong and what to do."""
 import pytest
 
-from comfy_host import HostError
 from conftest import DAMAGED_CKPT, GONE_CKPT, IP2P_CKPT, SD_CKPT, SMALL_IMAGE
-from host_graphs import pack_edit
+from host_graphs import failure, pack_edit
 
 pytestmark = pytest.mark.host
 
@@ -17,11 +16,6 @@ def load(ckpt):
             "5": {"class_type": "PreviewImage", "inputs": {"images": ["4", 0]}},
             "6": {"class_type": "SaveLatent", "inputs": {"samples": ["2", 2], "filename_prefix": "e"}}}
 
-
-def failure(host, prompt) -> str:
-    with pytest.raises(HostError) as info:
-        host.run(prompt)
-    return str(info.value)
 
 
 def test_four_channel_checkpoint_is_refused_with_what_to_use(host):

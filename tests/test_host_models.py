@@ -8,9 +8,8 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from comfy_host import HostError
 from conftest import IP2P_CKPT, SD_CKPT, SMALL_IMAGE
-from host_graphs import pack_edit, saved_latent
+from host_graphs import failure, pack_edit, saved_latent
 from ip2p_core.merge import CONV_IN_SUFFIX
 from model_files import model_files  # noqa: F401 (fixture)
 
@@ -41,11 +40,6 @@ def with_unet_loader(prompt, unet_name, weight_dtype=None):
     prompt["6"]["inputs"]["model"] = ["40", 0]
     return prompt
 
-
-def failure(host, prompt) -> str:
-    with pytest.raises(HostError) as info:
-        host.run(prompt)
-    return str(info.value)
 
 
 def test_diffusers_folder_gives_the_single_file_edit(host, model_files, checkpoint_latent):

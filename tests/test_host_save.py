@@ -6,7 +6,7 @@ refuse a path out of their folder, and so does the pack's.
 import pytest
 
 from conftest import IP2P_CKPT
-from test_host_errors import failure
+from host_graphs import failure
 
 pytestmark = pytest.mark.host
 
