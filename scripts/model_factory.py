@@ -32,7 +32,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
-import importlib.util
 import json
 import logging
 import math
@@ -54,6 +53,7 @@ if str(Path(__file__).resolve().parent.parent) not in sys.path:  # run as a scri
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ip2p_core.diffusers_to_ldm import ldm_checkpoint  # noqa: E402
+from ip2p_core.trainable_model import comfy_tokenizer_dir  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -173,18 +173,6 @@ def factory_version() -> str:
     for name in ("model_factory.py", "../ip2p_core/diffusers_to_ldm.py"):
         digest.update((here / name).read_bytes())
     return f"v{FACTORY_VERSION}-{digest.hexdigest()[:12]}"
-
-
-def comfy_tokenizer_dir() -> Path:
-    """ComfyUI's bundled CLIP tokenizer files, found without importing (and initialising) comfy."""
-    spec = importlib.util.find_spec("comfy")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("package 'comfy' not found: install comfyui to get its sd1_tokenizer files")
-    for location in spec.submodule_search_locations:
-        candidate = Path(location) / "sd1_tokenizer"
-        if (candidate / "vocab.json").is_file() and (candidate / "merges.txt").is_file():
-            return candidate
-    raise FileNotFoundError(f"no sd1_tokenizer/vocab.json and merges.txt under {list(spec.submodule_search_locations)}")
 
 
 def build_sd15_ip2p(cache_root: Path = DEFAULT_CACHE_ROOT, in_channels: int = 8) -> TinyModel:

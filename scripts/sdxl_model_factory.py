@@ -51,7 +51,6 @@ from model_factory import (
     _file_lock,
     _round_to_fp16_,
     build_sdxl_ip2p_unet,
-    comfy_tokenizer_dir,
     factory_version,
     randomise_,
     sd15_scheduler_config,
@@ -61,6 +60,7 @@ from model_factory import (
 )
 
 from ip2p_core.diffusers_to_ldm import UNET_PREFIX, vae_to_ldm
+from ip2p_core.trainable_model import comfy_tokenizer_dir
 
 log = logging.getLogger(__name__)
 

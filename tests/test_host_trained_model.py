@@ -13,7 +13,7 @@ from conftest import SMALL_IMAGE
 from host_graphs import pack_edit, saved_latent
 from ip2p_core.train import TrainOptions, train
 from ip2p_core.train_checkpoints import CHECKPOINTS
-from model_factory import comfy_tokenizer_dir
+from ip2p_core.trainable_model import comfy_tokenizer_dir
 from train_fixtures import shape_pairs  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.host

@@ -9,7 +9,9 @@ from safetensors.torch import load_file, save_file
 from ip2p_core.errors import IP2PUserError
 from ip2p_core.train import TrainOptions, parse_args, train
 from ip2p_core.train_checkpoints import STATE_FILE, UNET_FILE
-from ip2p_core.trainable_model import load_model
+from ip2p_core.paired_data import image_to_tensor, load_pair, read_pairs
+from ip2p_core.train_step import FrozenEncoders, encode_text
+from ip2p_core.trainable_model import load_model, vae_moments
 from train_fixtures import shape_pairs, small_sd  # noqa: F401 (fixtures)
 
 
@@ -42,19 +44,35 @@ def test_run_writes_a_loadable_ip2p_model_and_a_loss_log(small_sd, shape_pairs, 
     assert torch.equal(single["model.diffusion_model.input_blocks.0.0.weight"], trained.unet.conv_in.weight)
 
 
-def test_resumed_run_equals_an_uninterrupted_one(small_sd, shape_pairs, tmp_path):
-    train(options(small_sd, shape_pairs, tmp_path / "straight"))
+@pytest.mark.parametrize("cache", [False, True], ids=["encoded-per-batch", "cached-encodings"])
+def test_resumed_run_equals_an_uninterrupted_one(small_sd, shape_pairs, tmp_path, cache):
+    train(options(small_sd, shape_pairs, tmp_path / "straight", cache_encodings=cache))
     with pytest.raises(IP2PUserError, match="already holds a training run: pass --resume latest"):
         train(options(small_sd, shape_pairs, tmp_path / "straight"))
-    train(options(small_sd, shape_pairs, tmp_path / "resumed", steps=2))
+    train(options(small_sd, shape_pairs, tmp_path / "resumed", steps=2, cache_encodings=cache))
     shutil.rmtree(tmp_path / "resumed" / "diffusers")
     (tmp_path / "resumed" / "resumed.safetensors").unlink()
-    train(options(small_sd, shape_pairs, tmp_path / "resumed", resume="latest"))
+    train(options(small_sd, shape_pairs, tmp_path / "resumed", resume="latest", cache_encodings=cache))
     straight = load_file(str(tmp_path / "straight" / "checkpoints" / "step-00000003" / UNET_FILE))
     resumed = load_file(str(tmp_path / "resumed" / "checkpoints" / "step-00000003" / UNET_FILE))
     assert all(torch.equal(straight[k], resumed[k]) for k in straight)
     assert load_file(str(tmp_path / "straight" / "straight.safetensors")).keys() == \
         load_file(str(tmp_path / "resumed" / "resumed.safetensors")).keys()
+
+
+def test_cached_encodings_are_each_item_encoded_alone(small_sd, shape_pairs):
+    model = load_model(small_sd)
+    pairs = read_pairs(shape_pairs)
+    pixels = torch.stack([image_to_tensor(load_pair(pair)[0]) for pair in pairs])
+    prompts = [pair.instruction for pair in pairs]
+    cached, per_batch = FrozenEncoders(model, cache=True), FrozenEncoders(model)
+    moments = cached.moments(pixels)
+    for index in range(len(pairs)):
+        assert torch.equal(moments[index:index + 1], vae_moments(model.vae, pixels[index:index + 1]))
+        assert torch.equal(cached.text(prompts)[index:index + 1], encode_text(model, prompts[index:index + 1]))
+    torch.testing.assert_close(moments, per_batch.moments(pixels), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(cached.text(prompts), per_batch.text(prompts), rtol=1e-4, atol=1e-5)
+    assert torch.equal(cached.moments(pixels.flip(0)), moments.flip(0))  # looked up by content
 
 
 def test_bad_data_stops_the_run_and_keeps_the_last_checkpoint(small_sd, shape_pairs, tmp_path):

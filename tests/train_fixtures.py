@@ -8,7 +8,7 @@ import torch
 from ip2p_core.paired_data import image_to_tensor
 from ip2p_core.small_sd import make_small_sd
 from ip2p_core.synthetic_shapes import make_pairs, write_pair_folder
-from model_factory import comfy_tokenizer_dir
+from ip2p_core.trainable_model import comfy_tokenizer_dir
 
 
 @pytest.fixture(scope="session")
