@@ -1,0 +1,164 @@
+"""Weights stored in a form that expands exactly: how a 400 MB checkpoint ships as about 30 MB.
+
+The demo model's checkpoint is an ordinary SD1.5-layout file, but most of it needs no bytes:
+its text encoder's transformer layers are zero (they pass their input on), its embeddings are
+drawn by an integer hash any machine recomputes bit for bit, and its UNet's large matrices are
+int8 with one scale per output row (the model *is* those values: it is measured after
+quantisation). `expand` turns the stored form back into the full state dict; `digest` is what
+the expanded weights are checked against, so a damaged or altered file is refused instead of
+becoming a silently different model.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .errors import IP2PUserError
+
+MANIFEST_KEY = "ip2p_compact_manifest"
+_MASK32 = 0xFFFFFFFF
+_GOLDEN = 0x9E3779B1
+_HASH_CHUNK = 1 << 22
+
+Manifest = dict[str, dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Compact:
+    """What goes into the file: the stored tensors and, per expanded key, how to make it."""
+
+    tensors: dict[str, Tensor]
+    manifest: Manifest
+
+
+def zeros(shape: Iterable[int], dtype: torch.dtype) -> dict[str, Any]:
+    return {"form": "fill", "shape": list(shape), "dtype": _dtype_name(dtype), "value": 0.0}
+
+
+def ones(shape: Iterable[int], dtype: torch.dtype) -> dict[str, Any]:
+    return {"form": "fill", "shape": list(shape), "dtype": _dtype_name(dtype), "value": 1.0}
+
+
+def hashed(shape: Iterable[int], dtype: torch.dtype, salt: int, std: float) -> dict[str, Any]:
+    """Uniform values of standard deviation `std` from an integer hash of (salt, index)."""
+    return {"form": "hashed", "shape": list(shape), "dtype": _dtype_name(dtype), "salt": salt, "std": std}
+
+
+def compact(state: Mapping[str, Tensor], generated: Mapping[str, dict[str, Any]], quantized: set[str]) -> Compact:
+    """The stored form of `state`: keys in `generated` are described, not stored; those in
+    `quantized` become int8 rows (their expanded values are then what the model is); the rest
+    are kept as they are."""
+    tensors: dict[str, Tensor] = {}
+    manifest: Manifest = {}
+    for key, value in state.items():
+        if key in generated:
+            manifest[key] = dict(generated[key])
+        elif key in quantized:
+            q, scale = quantize_rows(value)
+            tensors[f"{key}.q"], tensors[f"{key}.scale"] = q, scale
+            manifest[key] = {"form": "int8", "dtype": "float32"}
+        else:
+            tensors[key] = value.contiguous()
+            manifest[key] = {"form": "stored"}
+    return Compact(tensors, manifest)
+
+
+def quantize_rows(weight: Tensor) -> tuple[Tensor, Tensor]:
+    """Symmetric int8 per output row (dim 0) and the fp32 scale of each row."""
+    rows = weight.detach().float().reshape(weight.shape[0], -1)
+    scale = rows.abs().amax(dim=1).clamp_min(1e-12) / 127.0
+    q = torch.round(rows / scale[:, None]).clamp(-127, 127).to(torch.int8)
+    return q.reshape(weight.shape), scale
+
+
+def dequantize_rows(q: Tensor, scale: Tensor) -> Tensor:
+    return (q.float().reshape(q.shape[0], -1) * scale.float()[:, None]).reshape(q.shape)
+
+
+def expand(tensors: Mapping[str, Tensor], manifest: Manifest) -> dict[str, Tensor]:
+    """The full state dict the stored form describes."""
+    out: dict[str, Tensor] = {}
+    for key, entry in manifest.items():
+        form = entry.get("form")
+        try:
+            if form == "stored":
+                out[key] = tensors[key]
+            elif form == "int8":
+                out[key] = dequantize_rows(tensors[f"{key}.q"], tensors[f"{key}.scale"])
+            elif form == "fill":
+                out[key] = torch.full(entry["shape"], float(entry["value"]), dtype=_dtype(entry["dtype"]))
+            elif form == "hashed":
+                out[key] = hashed_uniform(entry["shape"], entry["salt"], entry["std"]).to(_dtype(entry["dtype"]))
+            else:
+                raise IP2PUserError(f"unknown stored form {form!r} for {key}")
+        except KeyError as exc:
+            raise IP2PUserError(f"the stored weights lack {exc.args[0]} (needed for {key})") from None
+    return out
+
+
+def hashed_uniform(shape: Iterable[int], salt: int, std: float) -> Tensor:
+    """Deterministic uniform(-a, a) values (float64) with standard deviation `std`, from a 32-bit
+    integer hash of each element's index; computed without integer overflow, so every machine
+    gets the same bits."""
+    shape = list(shape)
+    count = math.prod(shape)
+    out = torch.empty(count, dtype=torch.float64)
+    offset = (salt * _GOLDEN) & _MASK32
+    for start in range(0, count, _HASH_CHUNK):
+        index = torch.arange(start, min(start + _HASH_CHUNK, count), dtype=torch.int64)
+        bits = _mix32((index + offset) & _MASK32)
+        out[start:start + len(index)] = (bits.double() + 0.5) / 2.0**32
+    return ((out * 2.0 - 1.0) * (math.sqrt(3.0) * std)).reshape(shape)
+
+
+def _mix32(x: Tensor) -> Tensor:
+    """Chris Wellons' lowbias32 integer hash on values below 2**32 held in int64."""
+    x = x ^ (x >> 16)
+    x = _mul32(x, 0x7FEB352D)
+    x = x ^ (x >> 15)
+    x = _mul32(x, 0x846CA68B)
+    return x ^ (x >> 16)
+
+
+def _mul32(x: Tensor, constant: int) -> Tensor:
+    """(x * constant) mod 2**32 for x below 2**32, as two 16-bit halves so int64 never overflows."""
+    low, high = constant & 0xFFFF, constant >> 16
+    return (x * low + (((x * high) & 0xFFFF) << 16)) & _MASK32
+
+
+def digest(state: Mapping[str, Tensor]) -> str:
+    """sha256 over every key, dtype, shape and value, in key order."""
+    h = hashlib.sha256()
+    for key in sorted(state):
+        value = state[key].detach().contiguous().cpu()
+        h.update(f"{key}|{value.dtype}|{tuple(value.shape)}|".encode())
+        h.update(value.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def manifest_metadata(manifest: Manifest) -> dict[str, str]:
+    return {MANIFEST_KEY: json.dumps(manifest, sort_keys=True)}
+
+
+def manifest_from_metadata(metadata: Mapping[str, str] | None, name: str) -> Manifest:
+    if not metadata or MANIFEST_KEY not in metadata:
+        raise IP2PUserError(f"{name} is not a compact weight file of this pack (no {MANIFEST_KEY} in its header)")
+    return json.loads(metadata[MANIFEST_KEY])
+
+
+_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def _dtype(name: str) -> torch.dtype:
+    return _DTYPES[name]
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return next(name for name, value in _DTYPES.items() if value == dtype)

@@ -1,0 +1,81 @@
+"""ip2p_core.demo_model: the shipped weights are checked before they become a model.
+
+A missing, truncated or altered file stops with a message; the expanded weights are checked
+against the record too. Run on a small stand-in written the way the recipe writes the real one.
+"""
+import json
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from ip2p_core import demo_model
+from ip2p_core.errors import IP2PUserError
+
+UNET = "model.diffusion_model."
+TEXT = "cond_stage_model.transformer.text_model."
+
+
+@pytest.fixture
+def shipped(tmp_path):
+    generator = torch.Generator().manual_seed(0)
+    state = {f"{UNET}input_blocks.0.0.weight": torch.randn(320, 8, 3, 3, generator=generator),
+             f"{UNET}out.2.bias": torch.randn(4, generator=generator),
+             "first_stage_model.taesd_decoder.1.weight": torch.randn(64, 4, 3, 3, generator=generator).half(),
+             "first_stage_model.vae_scale": torch.tensor(0.18215),
+             f"{TEXT}final_layer_norm.weight": torch.ones(768, dtype=torch.float16),
+             f"{TEXT}encoder.layers.0.mlp.fc2.weight": torch.zeros(768, 3072, dtype=torch.float16)}
+    folder = tmp_path / "models"
+    demo_model.write_shipped(state, folder)
+    return folder, state
+
+
+def test_expands_to_the_packed_state(shipped):
+    folder, state = shipped
+    expanded = demo_model.load_state_dict(folder)
+    assert set(expanded) == set(state)
+    for key in state:
+        if key.endswith("input_blocks.0.0.weight"):  # the UNet's matrices ship as int8 rows
+            assert (expanded[key] - state[key]).abs().max() < state[key].abs().max() / 127
+        else:
+            assert torch.equal(expanded[key], state[key]), key
+
+
+def test_written_checkpoint_is_an_ordinary_file_keyed_by_version(shipped, tmp_path):
+    folder, _ = shipped
+    path = demo_model.checkpoint_file(tmp_path / "cache", folder)
+    assert path.name == demo_model.CHECKPOINT_NAME
+    assert set(load_file(str(path))) == set(demo_model.load_state_dict(folder))
+    assert demo_model.checkpoint_file(tmp_path / "cache", folder) == path
+
+
+def test_missing_weights_file_is_named(shipped):
+    folder, _ = shipped
+    (folder / demo_model.COMPACT_NAME).unlink()
+    with pytest.raises(IP2PUserError, match="the demo model's weights are missing: .* not found. Restore"):
+        demo_model.load_state_dict(folder)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "altered"])
+def test_damaged_weights_file_is_refused(shipped, damage):
+    folder, _ = shipped
+    path = folder / demo_model.COMPACT_NAME
+    data = bytearray(path.read_bytes())
+    path.write_bytes(data[:len(data) // 2] if damage == "truncated" else data[:-1] + bytes([data[-1] ^ 1]))
+    with pytest.raises(IP2PUserError, match=r"the demo model's weights in .* are damaged or were changed"):
+        demo_model.load_state_dict(folder)
+
+
+def test_missing_record_and_mismatched_expansion_are_named(shipped, tmp_path):
+    folder, _ = shipped
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)
+    record = json.loads((copy / demo_model.RECORD_NAME).read_text())
+    record["expanded_sha256"] = "0" * 64
+    (copy / demo_model.RECORD_NAME).write_text(json.dumps(record))
+    with pytest.raises(IP2PUserError, match="does not match its record"):
+        demo_model.load_state_dict(copy)
+    (folder / demo_model.RECORD_NAME).unlink()
+    with pytest.raises(IP2PUserError, match="the demo model's record .* is missing"):
+        demo_model.load_state_dict(folder)
