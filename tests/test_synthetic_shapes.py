@@ -1,27 +1,72 @@
-import re
+"""ip2p_core.synthetic_shapes: drawn edit pairs with exact targets, several phrasings per edit."""
+import numpy as np
 
 from ip2p_core.paired_data import load_pair, read_pairs
-from ip2p_core.synthetic_shapes import make_pairs, write_pair_folder
-
-INSTRUCTION = re.compile(r"^(make the (circle|square|triangle) (red|green|blue|yellow)"
-                         r"|move the (circle|square|triangle) (left|right|up|down)"
-                         r"|remove the (circle|square|triangle))$")
+from ip2p_core.synthetic_shapes import (COLORS, EDIT_KINDS, PHRASINGS, make_pairs, night, night_color, shape_mask,
+                                        write_pair_folder)
 
 
-def test_pairs_are_deterministic_and_well_formed():
-    first, again = make_pairs(40, seed=3), make_pairs(40, seed=3)
+def phrasing_of(pair) -> str:
+    edit = pair.edit
+    for template in PHRASINGS[edit.kind]:
+        if template.format(shape=edit.shape, color=edit.color, direction=edit.direction,
+                           place=edit.place) == pair.instruction:
+            return template
+    raise AssertionError(f"{pair.instruction!r} is no phrasing of {edit.kind}")
+
+
+def test_pairs_are_deterministic_well_formed_and_cover_every_kind():
+    first, again = make_pairs(120, seed=3), make_pairs(120, seed=3)
     assert [p.instruction for p in first] == [p.instruction for p in again]
     assert all(a.original.tobytes() == b.original.tobytes() for a, b in zip(first, again))
+    assert {p.edit.kind for p in first} == set(EDIT_KINDS)
     for pair in first:
-        assert INSTRUCTION.match(pair.instruction), pair.instruction
-        assert pair.original.size == pair.edited.size == (32, 32)
-        assert pair.original.tobytes() != pair.edited.tobytes()  # every instruction changes something
-    assert {p.instruction.split()[0] for p in first} == {"make", "move", "remove"}
+        assert pair.original.size == pair.edited.size == (64, 64)
+        assert pair.original.tobytes() != pair.edited.tobytes(), pair.instruction  # every instruction changes something
+        assert pair.before.draw(64).tobytes() == pair.original.tobytes()
+        assert pair.after.draw(64).tobytes() == pair.edited.tobytes()
 
 
-def test_remove_leaves_only_background_where_the_shape_was():
-    pair = next(p for p in make_pairs(60, seed=1, max_shapes=1) if p.instruction.startswith("remove"))
-    assert len(pair.edited.getcolors()) == 1  # one shape, removed: the plain background
+def test_training_draws_never_use_the_held_out_phrasing():
+    training = make_pairs(300, seed=1)
+    assert not any(p.held_out_phrasing for p in training)
+    assert all(phrasing_of(p) != PHRASINGS[p.edit.kind][-1] for p in training)
+    evaluation = make_pairs(300, seed=2, held_out=True)
+    assert any(p.held_out_phrasing for p in evaluation)
+    assert all(p.held_out_phrasing == (phrasing_of(p) == PHRASINGS[p.edit.kind][-1]) for p in evaluation)
+
+
+def test_each_edit_changes_what_it_names():
+    for pair in make_pairs(200, seed=4):
+        edit, before, after = pair.edit, pair.before, pair.after
+        named = [s for s in before.shapes if s.kind == edit.shape]
+        if edit.kind == "recolor":
+            (shape,) = named
+            assert [s.color for s in after.shapes if s.kind == edit.shape] == [edit.color] != [shape.color]
+        elif edit.kind == "remove":
+            assert edit.shape not in {s.kind for s in after.shapes} and len(after.shapes) == len(before.shapes) - 1
+        elif edit.kind == "background":
+            assert after.background == edit.color != before.background and after.shapes == before.shapes
+        elif edit.kind == "night":
+            assert np.array_equal(np.asarray(pair.edited), np.asarray(night(pair.original)))
+        elif edit.kind == "move":
+            (shape,) = named
+            (moved,) = [s for s in after.shapes if s.kind == edit.shape]
+            assert {"left": (-16, 0), "right": (16, 0), "up": (0, -16), "down": (0, 16)}[edit.direction] == \
+                (moved.x - shape.x, moved.y - shape.y)
+        else:
+            added = after.shapes[-1]
+            assert after.shapes[:-1] == before.shapes and (added.kind, added.color) == (edit.shape, edit.color)
+            assert (added.x < 32, added.y < 32) == ("left" in edit.place, "top" in edit.place)
+
+
+def test_masks_and_night_colours_match_the_drawing():
+    pair = next(p for p in make_pairs(50, seed=5) if p.edit.kind == "recolor")
+    shape = next(s for s in pair.after.shapes if s.kind == pair.edit.shape)
+    pixels = np.asarray(pair.edited)[shape_mask(shape, 64)]
+    assert (pixels == COLORS[pair.edit.color]).all()
+    dark = np.asarray(night(pair.original))[shape_mask(next(s for s in pair.before.shapes if s.kind == shape.kind), 64)]
+    assert (dark == night_color(COLORS[next(s for s in pair.before.shapes if s.kind == shape.kind).color])).all()
 
 
 def test_written_folder_reads_back(tmp_path):
@@ -30,3 +75,13 @@ def test_written_folder_reads_back(tmp_path):
     assert [p.instruction for p in read] == [p.instruction for p in pairs]
     original, edited = load_pair(read[1])
     assert original.tobytes() == pairs[1].original.tobytes() and edited.tobytes() == pairs[1].edited.tobytes()
+
+
+def test_the_example_picture_is_the_example_scene():
+    from PIL import Image
+
+    from comfy_host import REPO_ROOT
+    from ip2p_core.synthetic_shapes import example_scene
+
+    drawn = np.asarray(example_scene().draw(64))
+    assert np.array_equal(drawn, np.asarray(Image.open(REPO_ROOT / "examples" / "shapes.png").convert("RGB")))

@@ -1,0 +1,238 @@
+"""Makes the demo model the pack ships (`ip2p_core.demo_model`), start to finish, in one resumable command.
+
+    python -m ip2p_core.demo_recipe --work .cache/demo_recipe            # the shipped model
+    python -m ip2p_core.demo_recipe --work .cache/demo_recipe --device cuda
+
+Stages, each skipped when its result is already in --work (so the command resumes where it
+stopped; the UNet's training itself resumes from its last checkpoint):
+
+1. pairs: drawn training pairs (`synthetic_shapes`, training phrasings only);
+2. vae: a TAESD-format autoencoder fitted to those images, first to decode block colours, then
+   end to end (`fit_tiny_autoencoder`); rounded to fp16, as shipped;
+3. base: an SD1.5-layout IP2P diffusers folder: a random one-level 320-channel UNet, that VAE,
+   the demo text encoder (`demo_model.text_encoder_generated`), ComfyUI's CLIP tokenizer;
+4. run: `python -m ip2p_core.train` on it (conditioning dropout, EMA, checkpoints);
+5. the trained model packed into --models (`demo_model.write_shipped`): int8 UNet rows, fp16 VAE.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from . import demo_model
+from .diffusers_to_ldm import VAE_PREFIX, ldm_checkpoint
+from .latents import Family
+from .paired_data import image_to_tensor, load_pair, read_pairs
+from .synthetic_shapes import make_pairs, write_pair_folder
+from .train import TrainOptions, train
+from .train_checkpoints import latest_checkpoint
+from .trainable_model import SD1_NOISE_SCHEDULE, comfy_tokenizer_dir, load_model
+
+log = logging.getLogger(__name__)
+
+UNET_CONFIG: dict[str, Any] = {
+    # What ComfyUI detects as SD1.5 InstructPix2Pix (320 channels, text width 768, 8 heads), with a
+    # single resolution level: the scenes' 8 x 8 latents need no downsampling.
+    "sample_size": demo_model.IMAGE_SIZE // 8,
+    "in_channels": 8,
+    "out_channels": 4,
+    "down_block_types": ["CrossAttnDownBlock2D"],
+    "up_block_types": ["CrossAttnUpBlock2D"],
+    "block_out_channels": [320],
+    "layers_per_block": 1,
+    "cross_attention_dim": 768,
+    "attention_head_dim": 8,
+    "flip_sin_to_cos": True,
+    "freq_shift": 0,
+}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    pairs: int = 30000
+    vae_pairs: int = 4000  # the autoencoder sees both images of the first this many pairs
+    vae_colour_steps: int = 600  # stage 1: the decoder learns to draw from block colours
+    vae_joint_steps: int = 1400  # stage 2: encoder and decoder end to end
+    vae_batch: int = 32
+    vae_crop: int = 32
+    train_steps: int = 4000
+    batch_size: int = 32
+    learning_rate: float = 1e-4
+    conditioning_dropout: float = 0.05
+    ema_decay: float = 0.999
+    checkpoint_every: int = 250
+    seed: int = 0
+
+
+QUICK = Recipe(pairs=16, vae_pairs=4, vae_colour_steps=2, vae_joint_steps=2, vae_batch=4, train_steps=2, batch_size=2,
+               checkpoint_every=1)
+
+
+def run(work: Path, models: Path, recipe: Recipe = Recipe(), device: str = "auto") -> Path:
+    """Every stage not yet done in `work`; returns the record of the packed model in `models`."""
+    work.mkdir(parents=True, exist_ok=True)
+    _same_recipe(work, recipe)
+    pairs_dir = work / "pairs"
+    if not (pairs_dir / "done").is_file():
+        write_pair_folder(pairs_dir, make_pairs(recipe.pairs, recipe.seed, demo_model.IMAGE_SIZE))
+        (pairs_dir / "done").write_text("")
+    vae_dir = work / "vae"
+    if not (vae_dir / "config.json").is_file():
+        images = torch.stack([image_to_tensor(image) for pair in read_pairs(pairs_dir)[:recipe.vae_pairs]
+                              for image in load_pair(pair)])
+        fit_tiny_autoencoder(images, recipe, _device(device)).save_pretrained(vae_dir)
+    base = work / "base"
+    if not (base / "model_index.json").is_file():
+        build_base(base, vae_dir, recipe.seed)
+    run_dir = work / "run"
+    trained = run_dir / "diffusers"
+    if not (trained / "model_index.json").is_file():
+        train(TrainOptions(
+            model=base, data=pairs_dir, output=run_dir, resolution=demo_model.IMAGE_SIZE, center_crop=True,
+            batch_size=recipe.batch_size, learning_rate=recipe.learning_rate, steps=recipe.train_steps,
+            seed=recipe.seed, conditioning_dropout=recipe.conditioning_dropout, ema=True, ema_decay=recipe.ema_decay,
+            checkpoint_every=recipe.checkpoint_every, resume="latest" if latest_checkpoint(run_dir) else None,
+            device=device, cache_encodings=True))
+    return demo_model.write_shipped(ldm_state_of(trained), models)
+
+
+def fit_tiny_autoencoder(images: Tensor, recipe: Recipe, device: torch.device):
+    """A TAESD-format autoencoder for `images` ((N, 3, H, W) in [-1, 1]), as the pack's AutoencoderTiny.
+
+    From scratch, end to end, this deep ReLU network barely moves in the steps a CPU affords.
+    So it is taught in two stages: first the encoder to output each 8 x 8 block's mean colour
+    (and zero in the fourth channel) while the decoder learns to draw the scene from those
+    colours; then both end to end, the fourth channel free to carry what colours cannot (edges
+    inside a block). The latent stays a small colour image, smooth for the UNet to denoise.
+    The result is rounded to fp16 (as shipped) and its encoder divided by the SD1.5 latent factor
+    (`trainable_model.vae_latent_scale`).
+    """
+    from diffusers import AutoencoderTiny
+
+    generator = torch.Generator().manual_seed(recipe.seed)
+    torch.manual_seed(recipe.seed)
+    vae = AutoencoderTiny().to(device, memory_format=torch.channels_last).train()
+    optimizer = torch.optim.Adam(vae.parameters(), lr=1e-3)
+    total = recipe.vae_colour_steps + recipe.vae_joint_steps
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / max(total, 1))))
+    for step in range(total):
+        x = _crops(images, recipe.vae_batch, recipe.vae_crop, generator).to(device, memory_format=torch.channels_last)
+        latent = vae.encoder(x)
+        if step < recipe.vae_colour_steps:
+            colours = block_colours(x)
+            noise = LATENT_NOISE * torch.randn(colours.shape, generator=generator).to(device)
+            reconstruction = F.mse_loss(vae.decoder(colours + noise), x)
+            loss = F.mse_loss(latent, colours) + reconstruction
+        else:
+            noise = LATENT_NOISE * torch.randn(latent.shape, generator=generator).to(device)
+            reconstruction = F.mse_loss(vae.decoder(latent + noise), x)
+            loss = reconstruction + 0.1 * F.mse_loss(latent[:, :3], block_colours(x)[:, :3])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        if (step + 1) % 100 == 0:
+            log.info("autoencoder step %d/%d: loss %.5f, reconstruction %.5f", step + 1, total, loss.item(),
+                     reconstruction.item())
+    vae = vae.cpu().to(memory_format=torch.contiguous_format).eval()
+    with torch.no_grad():
+        for param in vae.parameters():
+            param.copy_(param.half().float())
+        last = vae.encoder.layers[-1]
+        for param in (last.weight, last.bias):
+            param.div_(Family.SD15.value.scaling_factor)
+    return vae
+
+
+LATENT_NOISE = 0.05
+COLOUR_GAIN = 1.5  # block colours in [-1.5, 1.5]: about unit spread for the UNet
+
+
+def block_colours(x: Tensor) -> Tensor:
+    colours = F.avg_pool2d(x, 8) * COLOUR_GAIN
+    return torch.cat([colours, torch.zeros_like(colours[:, :1])], dim=1)
+
+
+def _crops(images: Tensor, batch: int, crop: int, generator: torch.Generator) -> Tensor:
+    """A batch of `crop`-pixel squares on the 8-pixel latent grid (the encoder downsamples by 8)."""
+    chosen = images[torch.randint(len(images), (batch,), generator=generator)]
+    cells = (images.shape[-1] - crop) // 8 + 1
+    top, left = (torch.randint(cells, (2,), generator=generator) * 8).tolist()
+    return chosen[:, :, top:top + crop, left:left + crop]
+
+
+def build_base(out: Path, vae_dir: Path, seed: int) -> Path:
+    """The untrained IP2P diffusers folder the recipe trains."""
+    from diffusers import (AutoencoderTiny, EulerAncestralDiscreteScheduler, StableDiffusionInstructPix2PixPipeline,
+                           UNet2DConditionModel)
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    from .ldm_to_diffusers import text_encoder_config_from_ldm
+
+    torch.manual_seed(seed)
+    text_state = demo_model.text_encoder_state()
+    text_encoder = CLIPTextModel(CLIPTextConfig(**text_encoder_config_from_ldm(text_state)))
+    text_encoder.load_state_dict({k: v.float() for k, v in text_state.items()})
+    pipe = StableDiffusionInstructPix2PixPipeline(
+        vae=AutoencoderTiny.from_pretrained(vae_dir), text_encoder=text_encoder.eval(),
+        tokenizer=CLIPTokenizer.from_pretrained(str(comfy_tokenizer_dir())), unet=UNet2DConditionModel(**UNET_CONFIG),
+        scheduler=EulerAncestralDiscreteScheduler.from_config(SD1_NOISE_SCHEDULE), safety_checker=None,
+        feature_extractor=None, requires_safety_checker=False)
+    pipe.save_pretrained(out, safe_serialization=True)
+    return out
+
+
+def ldm_state_of(diffusers_dir: Path) -> dict[str, Tensor]:
+    """The trained model as the single-file state dict it ships as: UNet fp32, VAE fp16 (with its fp32 scale)."""
+    model = load_model(diffusers_dir)
+    cpu = lambda module: {k: v.detach().float().cpu().contiguous() for k, v in module.state_dict().items()}  # noqa: E731
+    state = ldm_checkpoint(cpu(model.unet), dict(model.unet.config), cpu(model.vae), dict(model.vae.config),
+                           cpu(model.text_encoder))
+    return {k: v.half() if k.startswith(VAE_PREFIX) and v.ndim else v for k, v in state.items()}
+
+
+def _same_recipe(work: Path, recipe: Recipe) -> None:
+    """A --work folder belongs to one recipe: resuming it with other settings would mix two models."""
+    path = work / "recipe.json"
+    if path.is_file():
+        stored = json.loads(path.read_text())
+        if stored != asdict(recipe):
+            raise SystemExit(f"error: {work} holds a run of another recipe ({path}); use a new --work folder")
+    else:
+        path.write_text(json.dumps(asdict(recipe), indent=2))
+
+
+def _device(name: str) -> torch.device:
+    return torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m ip2p_core.demo_recipe", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--work", type=Path, required=True, help="folder for the stages' results (resumed if present)")
+    parser.add_argument("--models", type=Path, default=demo_model.MODELS_DIR,
+                        help="where the packed model goes (the pack's models/ folder by default)")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, ...")
+    parser.add_argument("--steps", type=int, help=f"UNet training steps (default {Recipe.train_steps})")
+    parser.add_argument("--quick", action="store_true", help="every stage on a handful of pairs (seconds; tests)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    recipe = QUICK if args.quick else Recipe()
+    if args.steps:
+        recipe = replace(recipe, train_steps=args.steps)
+    started = time.perf_counter()
+    record = run(args.work, args.models, recipe, args.device)
+    log.info("packed the demo model: %s (%.0f s)", record, time.perf_counter() - started)
+
+
+if __name__ == "__main__":
+    main()
