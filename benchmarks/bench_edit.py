@@ -95,20 +95,21 @@ PACK_ATTENTION_LOGGED = "IP2P: ComfyUI runs attention on the CPU with its sub-qu
 class HostPath:
     """One ComfyUI host running one path's graph, with the timing probe beside the pack."""
 
-    def __init__(self, name: str, work: Path, checkpoint: Path, pack_dir: Path, host_args: list[str]):
+    def __init__(self, name: str, work: Path, checkpoint: Path, pack_dir: Path, host_args: list[str],
+                 host_env: dict[str, str]):
         self.name = name
         self.work = work / name
         self.timings = work / f"{name}_timings.jsonl"
         self.checkpoint = checkpoint
         self.pack_dir = pack_dir
-        self.host_args = host_args
+        self.host_args, self.host_env = host_args, host_env
         self.runs = 0
         self.host = None
 
     def start(self) -> None:
         """A fresh host process (and work folder) with the model and the probe."""
         self.host = ComfyHost(self.work, pack_dir=self.pack_dir, extra_args=self.host_args,
-                              env={"IP2P_BENCH_TIMINGS": str(self.timings)}, startup_timeout=600)
+                              env={**self.host_env, "IP2P_BENCH_TIMINGS": str(self.timings)}, startup_timeout=600)
         (self.host.custom_nodes_dir / "ip2p_bench_probe").symlink_to(HERE / "host_probe", target_is_directory=True)
         self.host.start()
         self.ckpt_name = self.host.add_model("checkpoints", self.checkpoint)
@@ -194,7 +195,9 @@ class HostPath:
                 "host_python": system.get("python_version", "").split()[0],
                 # the PyPI host runs in this interpreter's environment and does not report its torch
                 "host_torch": system.get("pytorch_version") or (torch.__version__ if self.host.kind == "pypi" else "?"),
-                "host_args": " ".join(self.host.extra_args), f"{self.name}_attention": self.attention()}
+                "host_args": " ".join(self.host.extra_args),
+                "host_env": " ".join(f"{name}={value}" for name, value in self.host_env.items()),
+                f"{self.name}_attention": self.attention()}
 
     def attention(self) -> str:
         """The UNet's attention kernel, as the host's log says: the host's choice, or the pack's."""
@@ -304,8 +307,8 @@ def run(args) -> dict:
     work = Path(tempfile.mkdtemp(prefix="ip2p-bench-", dir=args.work_dir))
     model = build_sd15_ip2p(args.cache) if args.quick else build_sd15_full_ip2p(args.cache)
     images = prepare_images(work, sorted({WARMUP_SIZE, *(size for size, _ in args.cells)}))
-    paths = [HostPath("pack", work, model.checkpoint, args.pack_dir, args.host_args),
-             HostPath("native", work, model.checkpoint, args.pack_dir, args.host_args),
+    paths = [HostPath("pack", work, model.checkpoint, args.pack_dir, args.host_args, args.host_env),
+             HostPath("native", work, model.checkpoint, args.pack_dir, args.host_args, args.host_env),
              DiffusersPath(work, model.diffusers_dir)]
     scales = dict(seed=args.seed, text_cfg=args.text_cfg, image_cfg=args.image_cfg)
     results, loads, last = [], [], {}
@@ -385,7 +388,7 @@ def same_host(args) -> dict:
     work = Path(tempfile.mkdtemp(prefix="ip2p-bench-", dir=args.work_dir))
     model = build_sd15_ip2p(args.cache) if args.quick else build_sd15_full_ip2p(args.cache)
     images = prepare_images(work, sorted({WARMUP_SIZE, *(size for size, _ in args.cells)}))
-    path = HostPath("pack", work, model.checkpoint, args.pack_dir, args.host_args)
+    path = HostPath("pack", work, model.checkpoint, args.pack_dir, args.host_args, args.host_env)
     scales = dict(seed=args.seed, text_cfg=args.text_cfg, image_cfg=args.image_cfg)
     kinds = ("pack", "native_same_model")
     results = []
@@ -524,7 +527,8 @@ def markdown(data: dict, command: str) -> str:
         f"- Machine: {data['machine']}. Shared with other work while running: timings are noisy, "
         "compare ratios (measured side by side) rather than absolute seconds.",
         f"- Host: {v['comfyui']} ({v['host']}), Python {v['host_python']}, torch {v['host_torch']}, "
-        f"flags `--cpu {v['host_args']}`; diffusers {v['diffusers']}, transformers {v['transformers']}.",
+        f"flags `--cpu {v['host_args']}`" + (f", environment `{v['host_env']}`" if v.get("host_env") else "") +
+        f"; diffusers {v['diffusers']}, transformers {v['transformers']}.",
         f"- Attention in the UNet: pack: {v.get('pack_attention', '?')}; native: {v.get('native_attention', '?')}; "
         "diffusers: PyTorch scaled_dot_product_attention (its default AttnProcessor2_0).",
         f"- Pack: commit {data['pack_commit']}" + (" (PACK_DIR: a clean clone of this repository at that commit)."
@@ -598,6 +602,9 @@ def parse_args(argv=None):
     parser.add_argument("--image-cfg", type=float, default=1.5)
     parser.add_argument("--host-arg", dest="host_args", action="append",
                         help=f"a flag for both ComfyUI hosts, repeatable (default {' '.join(DEFAULT_HOST_ARGS)})")
+    parser.add_argument("--host-env", type=lambda text: tuple(text.split("=", 1)), action="append", default=[],
+                        metavar="NAME=VALUE", help="an environment variable both ComfyUI hosts start with, repeatable "
+                                                   "(e.g. MALLOC_MMAP_MAX_=0)")
     parser.add_argument("--pack-dir", type=Path, default=REPO, help="the pack the hosts load (default: this checkout)")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE_ROOT, help="where generated models are cached")
     parser.add_argument("--work-dir", type=Path, default=None, help="parent of the temporary work folder")
@@ -625,6 +632,7 @@ def parse_args(argv=None):
         args.cells = [(size, steps) for size in args.resolutions for steps in args.steps]
     if args.host_args is None:
         args.host_args = list(DEFAULT_HOST_ARGS)
+    args.host_env = dict(args.host_env)
     if args.out is None and not args.quick:
         args.out = HERE / "RESULTS.md"
     return args

@@ -7,6 +7,7 @@ written, and the pack's edit is diffusers' edit.
 """
 import json
 import math
+import re
 import subprocess
 import sys
 
@@ -17,7 +18,8 @@ from conftest import MODEL_CACHE, REPO
 pytestmark = pytest.mark.host
 
 
-@pytest.mark.parametrize("mode", [[], ["--resident"]], ids=["one process at a time", "resident"])
+@pytest.mark.parametrize("mode", [[], ["--resident", "--host-env", "MALLOC_MMAP_MAX_=0"]],
+                         ids=["one process at a time", "resident, with an environment variable"])
 def test_quick_benchmark_runs_all_three_paths(tmp_path, tiny_ip2p, mode):
     report, raw = tmp_path / "RESULTS.md", tmp_path / "results.json"
     proc = subprocess.run(
@@ -40,7 +42,15 @@ def test_quick_benchmark_runs_all_three_paths(tmp_path, tiny_ip2p, mode):
     assert "| 64 | 1 | pack |" in text and "## Do the outputs agree?" in text
     assert "Attention in the UNet: pack: PyTorch scaled_dot_product_attention, picked by the pack" in text
     assert ("The three processes up together" in text) == bool(mode)
+    assert ("environment `MALLOC_MMAP_MAX_=0`" in text) == bool(mode)
     assert not list(tmp_path.glob("ip2p-bench-*")), "the work folder was not removed"
+
+
+def test_merge_memory_benchmark_runs_both_graphs(tiny_ip2p):
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "merge_memory.py"), "--quick",
+                           "--cache", str(MODEL_CACHE)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    assert re.search(r"peak RSS edit \d+ MB, merge \+ edit \d+ MB, merge costs [+-]\d+ MB", proc.stdout), proc.stdout
 
 
 def test_attention_kernel_benchmark_runs_and_the_kernels_agree():
