@@ -1,7 +1,7 @@
 """The demo model that ships with the pack: a small SD1.5-layout IP2P model that really edits.
 
-It was trained by the pack's own recipe (`python -m ip2p_core.demo_recipe`) on drawn scenes of
-64 x 64 pixels (`ip2p_core.synthetic_shapes`): "make the circle red", "remove the square",
+It was trained by the pack's own recipe (`python -m ip2p_core.training.demo_recipe`) on drawn scenes of
+64 x 64 pixels (`ip2p_core.training.synthetic_shapes`): "make the circle red", "remove the square",
 "make the background blue", "make it night", "move the triangle left", "add a red square in the
 top left". ComfyUI builds it as SD1.5 InstructPix2Pix: a one-level UNet of 320 channels, a
 text encoder of the CLIP-L shape and a TAESD-format VAE.
@@ -24,10 +24,19 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import Tensor
 
-from .compact_weights import (Compact, compact, digest, expand, hashed, manifest_from_metadata, manifest_metadata,
-                              ones, zeros)
-from .diffusers_to_ldm import TEXT_ENCODER_PREFIX, UNET_PREFIX
 from .errors import IP2PUserError
+from .formats.compact_weights import (
+    Compact,
+    compact,
+    digest,
+    expand,
+    hashed,
+    manifest_from_metadata,
+    manifest_metadata,
+    ones,
+    zeros,
+)
+from .formats.diffusers_to_ldm import TEXT_ENCODER_PREFIX, UNET_PREFIX
 
 CHECKPOINT_NAME = "ip2p_demo_shapes.safetensors"  # what IP2P Checkpoint Loader lists
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"

@@ -1,5 +1,5 @@
 """IP2P Color Match: pulls an edit's colours back to the source picture's."""
-from ..ip2p_core.color import match_color
+from ..ip2p_core.inference.color import match_color
 
 
 class IP2PColorMatch:

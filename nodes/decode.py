@@ -1,6 +1,6 @@
 """IP2P Decode: VAE decode that returns the edit at exactly the input image's size."""
-from ..ip2p_core.framing import Framing, unframe
-from ..ip2p_core.masks import composite
+from ..ip2p_core.inference.framing import Framing, unframe
+from ..ip2p_core.inference.masks import composite
 from .conditioning import FRAMING_KEY, MASK_KEY, SOURCE_KEY
 
 

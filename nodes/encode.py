@@ -11,8 +11,8 @@ import math
 import torch
 
 from ..ip2p_core.errors import IP2PUserError
-from ..ip2p_core.framing import frame, plan_framing
-from ..ip2p_core.masks import check_mask, feather
+from ..ip2p_core.inference.framing import frame, plan_framing
+from ..ip2p_core.inference.masks import check_mask, feather
 from . import host
 from .conditioning import FRAMING_KEY, IMAGE_KEY, MASK_KEY, SOURCE_KEY, with_values
 

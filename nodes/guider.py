@@ -9,8 +9,8 @@ from typing import Optional
 import comfy.samplers
 
 from ..ip2p_core.errors import IP2PUserError
-from ..ip2p_core.guidance import add_text_guidance, needed_predictions, rescale_guidance
-from ..ip2p_core.schedule import CfgSchedule, step_index
+from ..ip2p_core.inference.guidance import add_text_guidance, needed_predictions, rescale_guidance
+from ..ip2p_core.inference.schedule import CfgSchedule, step_index
 from . import host
 from .attention import with_pytorch_attention
 from .conditioning import image_latent, with_values, without_image

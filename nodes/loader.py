@@ -14,12 +14,13 @@ import comfy.sd
 import comfy.utils
 import folder_paths
 
-from ..ip2p_core.checkpoint_info import read_state_dict, read_tensor_shapes, require_ip2p_unet
-from ..ip2p_core.diffusers_folder import find_parts
-from ..ip2p_core.diffusers_to_ldm import UNET_PREFIX, infer_unet_config
-from ..ip2p_core.ema_weights import CHOICES as EMA_CHOICES, ema_names
 from ..ip2p_core.errors import IP2PUserError
-from ..ip2p_core.sdxl_to_ldm import any_unet_to_ldm
+from ..ip2p_core.formats.checkpoint_info import read_state_dict, read_tensor_shapes, require_ip2p_unet
+from ..ip2p_core.formats.diffusers_folder import find_parts
+from ..ip2p_core.formats.diffusers_to_ldm import UNET_PREFIX, infer_unet_config
+from ..ip2p_core.formats.ema_weights import CHOICES as EMA_CHOICES
+from ..ip2p_core.formats.ema_weights import ema_names
+from ..ip2p_core.formats.sdxl_to_ldm import any_unet_to_ldm
 from . import host
 
 log = logging.getLogger(__name__)

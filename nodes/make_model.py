@@ -6,10 +6,10 @@ ComfyUI's own merge nodes are: key patches on a clone of the IP2P model, compute
 model is loaded for sampling, so the merge node itself copies no weights. Either result
 works with the IP2P Sampler, LoRAs and the save node like any loaded model.
 """
-from ..ip2p_core.checkpoint_info import IP2P_IN_CHANNELS
-from ..ip2p_core.conv_in import widen_conv_in
 from ..ip2p_core.errors import IP2PUserError
-from ..ip2p_core.merge import CONV_IN_SUFFIX, check_mergeable
+from ..ip2p_core.formats.checkpoint_info import IP2P_IN_CHANNELS
+from ..ip2p_core.formats.conv_in import widen_conv_in
+from ..ip2p_core.formats.merge import CONV_IN_SUFFIX, check_mergeable
 from . import host
 
 

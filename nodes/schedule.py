@@ -1,5 +1,5 @@
 """IP2P Guidance Schedule: a text or image guidance scale that changes over the steps."""
-from ..ip2p_core.schedule import KINDS, CfgSchedule, parse_values
+from ..ip2p_core.inference.schedule import KINDS, CfgSchedule, parse_values
 
 
 class IP2PGuidanceSchedule:

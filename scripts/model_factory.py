@@ -23,7 +23,7 @@ fp32 in the LDM file (ComfyUI then runs it in fp32 on the CPU); the diffusers fo
 all fp16, half the disk: diffusers and transformers load it as fp32 unless told otherwise.
 
 Builds are cached under `cache_root/<factory_version()>/`; the version hashes this file
-and `ip2p_core/diffusers_to_ldm.py`, so editing the factory invalidates old builds (the test session
+and `ip2p_core/formats/diffusers_to_ldm.py`, so editing the factory invalidates old builds (the test session
 deletes them: `prune_stale_builds`). A build is written to a temporary directory and renamed into
 place, so a half-written model is never used.
 """
@@ -52,8 +52,8 @@ import torch
 if str(Path(__file__).resolve().parent.parent) not in sys.path:  # run as a script: find ip2p_core
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ip2p_core.diffusers_to_ldm import ldm_checkpoint  # noqa: E402
-from ip2p_core.trainable_model import comfy_tokenizer_dir  # noqa: E402
+from ip2p_core.formats.diffusers_to_ldm import ldm_checkpoint  # noqa: E402
+from ip2p_core.training.trainable_model import comfy_tokenizer_dir  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +170,7 @@ def factory_version() -> str:
     """Cache directory name: changes whenever this file or the key mapping changes."""
     digest = hashlib.sha256()
     here = Path(__file__).resolve().parent
-    for name in ("model_factory.py", "../ip2p_core/diffusers_to_ldm.py"):
+    for name in ("model_factory.py", "../ip2p_core/formats/diffusers_to_ldm.py"):
         digest.update((here / name).read_bytes())
     return f"v{FACTORY_VERSION}-{digest.hexdigest()[:12]}"
 
@@ -461,7 +461,7 @@ def build_sdxl_ip2p_unet(cache_root: Path = DEFAULT_CACHE_ROOT, edm: bool = Fals
 def _sdxl_ip2p_unet_state(config: dict[str, Any]) -> dict[str, torch.Tensor]:
     from diffusers import UNet2DConditionModel
 
-    from ip2p_core.diffusers_to_ldm import UNET_PREFIX, unet_to_ldm
+    from ip2p_core.formats.diffusers_to_ldm import UNET_PREFIX, unet_to_ldm
 
     with torch.no_grad():
         unet = UNet2DConditionModel(**config).eval()

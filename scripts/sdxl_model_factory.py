@@ -59,8 +59,8 @@ from model_factory import (
     sdxl_ip2p_unet_config,
 )
 
-from ip2p_core.diffusers_to_ldm import UNET_PREFIX, vae_to_ldm
-from ip2p_core.trainable_model import comfy_tokenizer_dir
+from ip2p_core.formats.diffusers_to_ldm import UNET_PREFIX, vae_to_ldm
+from ip2p_core.training.trainable_model import comfy_tokenizer_dir
 
 log = logging.getLogger(__name__)
 

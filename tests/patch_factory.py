@@ -31,7 +31,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from ip2p_core.diffusers_to_ldm import unet_key_to_ldm
+from ip2p_core.formats.diffusers_to_ldm import unet_key_to_ldm
 from model_factory import TinyModel, factory_version, randomise_
 
 LORA_RANK = 4

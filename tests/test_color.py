@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from ip2p_core.color import lab_to_rgb, match_color, rgb_to_lab
+from ip2p_core.inference.color import lab_to_rgb, match_color, rgb_to_lab
 from ip2p_core.errors import IP2PUserError
 
 

@@ -1,8 +1,8 @@
-"""ip2p_core.compact_weights: the stored form the demo model ships in expands to exactly one state dict."""
+"""ip2p_core.formats.compact_weights: the stored form the demo model ships in expands to exactly one state dict."""
 import pytest
 import torch
 
-from ip2p_core.compact_weights import (_mix32_, compact, dequantize_rows, digest, expand, hashed, hashed_uniform,
+from ip2p_core.formats.compact_weights import (_mix32_, compact, dequantize_rows, digest, expand, hashed, hashed_uniform,
                                        manifest_from_metadata, manifest_metadata, ones, quantize_rows, zeros)
 from ip2p_core.errors import IP2PUserError
 

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from ip2p_core.conditioning_dropout import apply_dropout, dropout_masks
+from ip2p_core.training.conditioning_dropout import apply_dropout, dropout_masks
 from ip2p_core.errors import IP2PUserError
 
 

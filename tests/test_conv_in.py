@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ip2p_core.conv_in import widen_conv_in
+from ip2p_core.formats.conv_in import widen_conv_in
 from ip2p_core.errors import IP2PUserError
 
 

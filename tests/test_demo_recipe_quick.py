@@ -1,4 +1,4 @@
-"""Keeps the demo model's recipe (python -m ip2p_core.demo_recipe) working: every stage on a handful of pairs.
+"""Keeps the demo model's recipe (python -m ip2p_core.training.demo_recipe) working: every stage on a handful of pairs.
 
 Learning is not asserted here (two steps cannot show it); the shipped model's numbers are in
 benchmarks/RESULTS.md. This checks that the stages connect, resume, and end in a packed model
@@ -10,7 +10,7 @@ import sys
 
 from ip2p_core import demo_model
 
-COMMAND = [sys.executable, "-m", "ip2p_core.demo_recipe", "--quick"]
+COMMAND = [sys.executable, "-m", "ip2p_core.training.demo_recipe", "--quick"]
 
 
 def test_quick_run_packs_a_model_and_resumes(tmp_path):

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from ip2p_core.diffusers_folder import find_parts
+from ip2p_core.formats.diffusers_folder import find_parts
 from ip2p_core.errors import IP2PUserError
 
 

@@ -1,6 +1,6 @@
 import pytest
 
-from ip2p_core.ema_weights import ema_name, ema_names
+from ip2p_core.formats.ema_weights import ema_name, ema_names
 from ip2p_core.errors import IP2PUserError
 
 UNET = ["model.diffusion_model.input_blocks.0.0.weight", "model.diffusion_model.out.2.bias"]

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from ip2p_core.errors import IP2PUserError
-from ip2p_core.framing import Framing, frame, plan_framing, unframe
+from ip2p_core.inference.framing import Framing, frame, plan_framing, unframe
 
 
 @pytest.mark.parametrize("size, longest, scaled, padded", [

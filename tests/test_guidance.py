@@ -2,7 +2,7 @@ import torch
 
 import pytest
 
-from ip2p_core.guidance import add_text_guidance, cfg, dual_cfg, needed_predictions, rescale_guidance
+from ip2p_core.inference.guidance import add_text_guidance, cfg, dual_cfg, needed_predictions, rescale_guidance
 
 
 def preds(seed=0):

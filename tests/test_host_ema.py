@@ -11,8 +11,8 @@ from safetensors.torch import load_file, save_file
 
 from conftest import IP2P_CKPT, SMALL_IMAGE
 from host_graphs import failure, pack_edit, saved_latent
-from ip2p_core.ema_weights import ema_name
-from ip2p_core.trainable_model import comfy_tokenizer_dir, ip2p_pipeline, load_model
+from ip2p_core.formats.ema_weights import ema_name
+from ip2p_core.training.trainable_model import comfy_tokenizer_dir, ip2p_pipeline, load_model
 from reference import pipeline_latent
 from test_host_parity import DIFFUSERS_RTOL, relative_diff
 

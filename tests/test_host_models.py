@@ -10,7 +10,7 @@ from safetensors.torch import load_file, save_file
 
 from conftest import IP2P_CKPT, SD_CKPT, SMALL_IMAGE
 from host_graphs import failure, pack_edit, saved_latent
-from ip2p_core.merge import CONV_IN_SUFFIX
+from ip2p_core.formats.merge import CONV_IN_SUFFIX
 from model_files import model_files  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.host

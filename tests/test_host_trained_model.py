@@ -1,4 +1,4 @@
-"""A model made by `python -m ip2p_core.train` loads in ComfyUI's loader and the pack's, and edits.
+"""A model made by `python -m ip2p_core.training.train` loads in ComfyUI's loader and the pack's, and edits.
 
 Trained for one step from the SD1.5-shaped test model (single file, 4 channels), so ComfyUI's
 own detection sees a real SD1.5 InstructPix2Pix layout; the single file and the diffusers
@@ -11,9 +11,9 @@ import torch
 
 from conftest import SMALL_IMAGE
 from host_graphs import pack_edit, saved_latent
-from ip2p_core.train import TrainOptions, train
-from ip2p_core.train_checkpoints import CHECKPOINTS
-from ip2p_core.trainable_model import comfy_tokenizer_dir
+from ip2p_core.training.train import TrainOptions, train
+from ip2p_core.training.train_checkpoints import CHECKPOINTS
+from ip2p_core.training.trainable_model import comfy_tokenizer_dir
 from train_fixtures import shape_pairs  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.host

@@ -4,7 +4,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ip2p_core.errors import IP2PUserError
-from ip2p_core.trainable_model import comfy_tokenizer_dir, load_model
+from ip2p_core.training.trainable_model import comfy_tokenizer_dir, load_model
 
 
 def test_single_file_gives_the_diffusers_folder_weights(tiny_sd):

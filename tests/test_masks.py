@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from ip2p_core.errors import IP2PUserError
-from ip2p_core.masks import check_mask, composite, feather
+from ip2p_core.inference.masks import check_mask, composite, feather
 
 
 def test_mask_of_another_size_names_both_sizes():

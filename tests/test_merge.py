@@ -1,9 +1,9 @@
-"""ip2p_core.merge: which models fit an add-difference merge (the arithmetic is the host's, tested in
+"""ip2p_core.formats.merge: which models fit an add-difference merge (the arithmetic is the host's, tested in
 tests/test_host_models.py against a hand-computed merge)."""
 import pytest
 
 from ip2p_core.errors import IP2PUserError
-from ip2p_core.merge import check_mergeable
+from ip2p_core.formats.merge import check_mergeable
 
 CONV = "input_blocks.0.0.weight"
 

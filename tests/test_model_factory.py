@@ -19,7 +19,7 @@ from PIL import Image
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 
-from ip2p_core import diffusers_to_ldm as ldm_keys  # noqa: E402
+from ip2p_core.formats import diffusers_to_ldm as ldm_keys  # noqa: E402
 from model_factory import (  # noqa: E402
     DEFAULT_CACHE_ROOT,
     UNET_CONV_OUT_GAIN,

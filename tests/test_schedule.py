@@ -1,7 +1,7 @@
 import pytest
 
 from ip2p_core.errors import IP2PUserError
-from ip2p_core.schedule import CfgSchedule, parse_values, step_index
+from ip2p_core.inference.schedule import CfgSchedule, parse_values, step_index
 
 
 def test_constant_schedule_repeats_the_value():

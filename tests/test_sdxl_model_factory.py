@@ -7,8 +7,8 @@ from safetensors.torch import load_file
 from transformers import CLIPTextConfig, CLIPTextModelWithProjection
 
 from conftest import MODEL_CACHE
-from ip2p_core.diffusers_to_ldm import infer_unet_config
-from ip2p_core.sdxl_to_ldm import any_unet_to_ldm
+from ip2p_core.formats.diffusers_to_ldm import infer_unet_config
+from ip2p_core.formats.sdxl_to_ldm import any_unet_to_ldm
 from model_factory import build_sdxl_ip2p_unet, randomise_
 from sdxl_model_factory import (
     CLIP_G_PREFIX,

@@ -1,8 +1,8 @@
-"""ip2p_core.synthetic_shapes: drawn edit pairs with exact targets, several phrasings per edit."""
+"""ip2p_core.training.synthetic_shapes: drawn edit pairs with exact targets, several phrasings per edit."""
 import numpy as np
 
-from ip2p_core.paired_data import load_pair, read_pairs
-from ip2p_core.synthetic_shapes import (COLORS, EDIT_KINDS, PHRASINGS, make_pairs, night, night_color, shape_mask,
+from ip2p_core.training.paired_data import load_pair, read_pairs
+from ip2p_core.training.synthetic_shapes import (COLORS, EDIT_KINDS, PHRASINGS, make_pairs, night, night_color, shape_mask,
                                         write_pair_folder)
 
 
@@ -81,7 +81,7 @@ def test_the_example_picture_is_the_example_scene():
     from PIL import Image
 
     from comfy_host import REPO_ROOT
-    from ip2p_core.synthetic_shapes import example_scene
+    from ip2p_core.training.synthetic_shapes import example_scene
 
     drawn = np.asarray(example_scene().draw(64))
     assert np.array_equal(drawn, np.asarray(Image.open(REPO_ROOT / "examples" / "shapes.png").convert("RGB")))

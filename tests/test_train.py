@@ -7,11 +7,11 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ip2p_core.errors import IP2PUserError
-from ip2p_core.train import TrainOptions, parse_args, train
-from ip2p_core.train_checkpoints import STATE_FILE, UNET_FILE
-from ip2p_core.paired_data import image_to_tensor, load_pair, read_pairs
-from ip2p_core.train_step import FrozenEncoders, encode_text
-from ip2p_core.trainable_model import load_model, vae_moments
+from ip2p_core.training.train import TrainOptions, parse_args, train
+from ip2p_core.training.train_checkpoints import STATE_FILE, UNET_FILE
+from ip2p_core.training.paired_data import image_to_tensor, load_pair, read_pairs
+from ip2p_core.training.train_step import FrozenEncoders, encode_text
+from ip2p_core.training.trainable_model import load_model, vae_moments
 from train_fixtures import shape_pairs, small_sd  # noqa: F401 (fixtures)
 
 

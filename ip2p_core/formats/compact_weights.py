@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .errors import IP2PUserError
+from ..errors import IP2PUserError
 
 MANIFEST_KEY = "ip2p_compact_manifest"
 _MASK32 = 0xFFFFFFFF

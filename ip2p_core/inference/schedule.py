@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Sequence
 
-from .errors import IP2PUserError
+from ..errors import IP2PUserError
 
 KINDS = ("constant", "linear", "list")
 

@@ -1,7 +1,7 @@
 """Makes the demo model the pack ships (`ip2p_core.demo_model`), start to finish, in one resumable command.
 
-    python -m ip2p_core.demo_recipe --work .cache/demo_recipe            # the shipped model
-    python -m ip2p_core.demo_recipe --work .cache/demo_recipe --device cuda
+    python -m ip2p_core.training.demo_recipe --work .cache/demo_recipe            # the shipped model
+    python -m ip2p_core.training.demo_recipe --work .cache/demo_recipe --device cuda
 
 Stages, each skipped when its result is already in --work (so the command resumes where it
 stopped; the UNet's training itself resumes from its last checkpoint):
@@ -11,7 +11,7 @@ stopped; the UNet's training itself resumes from its last checkpoint):
    end to end (`fit_tiny_autoencoder`); rounded to fp16, as shipped;
 3. base: an SD1.5-layout IP2P diffusers folder: a random one-level 320-channel UNet, that VAE,
    the demo text encoder (`demo_model.text_encoder_generated`), ComfyUI's CLIP tokenizer;
-4. run: `python -m ip2p_core.train` on it (conditioning dropout, EMA, checkpoints);
+4. run: `python -m ip2p_core.training.train` on it (conditioning dropout, EMA, checkpoints);
 5. the trained model packed into --models (`demo_model.write_shipped`): int8 UNet rows, fp16 VAE.
 """
 from __future__ import annotations
@@ -29,9 +29,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from . import demo_model
-from .diffusers_to_ldm import VAE_PREFIX, ldm_checkpoint
-from .latents import Family
+from .. import demo_model
+from ..formats.diffusers_to_ldm import VAE_PREFIX, ldm_checkpoint
+from ..formats.latents import Family
 from .paired_data import image_to_tensor, load_pair, read_pairs
 from .synthetic_shapes import make_pairs, write_pair_folder
 from .train import TrainOptions, train
@@ -173,11 +173,15 @@ def _crops(images: Tensor, batch: int, crop: int, generator: torch.Generator) ->
 
 def build_base(out: Path, vae_dir: Path, seed: int) -> Path:
     """The untrained IP2P diffusers folder the recipe trains."""
-    from diffusers import (AutoencoderTiny, EulerAncestralDiscreteScheduler, StableDiffusionInstructPix2PixPipeline,
-                           UNet2DConditionModel)
+    from diffusers import (
+        AutoencoderTiny,
+        EulerAncestralDiscreteScheduler,
+        StableDiffusionInstructPix2PixPipeline,
+        UNet2DConditionModel,
+    )
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-    from .ldm_to_diffusers import text_encoder_config_from_ldm
+    from ..formats.ldm_to_diffusers import text_encoder_config_from_ldm
 
     torch.manual_seed(seed)
     text_state = demo_model.text_encoder_state()
@@ -217,7 +221,7 @@ def _device(name: str) -> torch.device:
 
 
 def main(argv: Optional[list[str]] = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m ip2p_core.demo_recipe", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m ip2p_core.training.demo_recipe", description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", type=Path, required=True, help="folder for the stages' results (resumed if present)")
     parser.add_argument("--models", type=Path, default=demo_model.MODELS_DIR,
                         help="where the packed model goes (the pack's models/ folder by default)")

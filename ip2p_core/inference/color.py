@@ -7,7 +7,7 @@ tint shadows the way per-RGB-channel matching does.
 import torch
 from torch import Tensor
 
-from .errors import IP2PUserError
+from ..errors import IP2PUserError
 
 _RGB_TO_XYZ = torch.tensor([[0.4124564, 0.3575761, 0.1804375],
                             [0.2126729, 0.7151522, 0.0721750],

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 import torch.nn.functional as F
 from torch import Tensor
 
-from .errors import IP2PUserError
+from ..errors import IP2PUserError
 
 LATENT_STRIDE = 8
 

@@ -11,7 +11,7 @@ from enum import Enum
 import torch
 from torch import Tensor
 
-from .errors import IP2PUserError
+from ..errors import IP2PUserError
 
 
 @dataclass(frozen=True)

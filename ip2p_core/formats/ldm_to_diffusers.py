@@ -16,9 +16,17 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .diffusers_to_ldm import (TAESD_DECODER, TAESD_ENCODER, TAESD_SCALE, TEXT_ENCODER_PREFIX, UNET_PREFIX, VAE_PREFIX,
-                               unet_key_to_ldm, vae_key_to_ldm)
-from .errors import IP2PUserError
+from ..errors import IP2PUserError
+from .diffusers_to_ldm import (
+    TAESD_DECODER,
+    TAESD_ENCODER,
+    TAESD_SCALE,
+    TEXT_ENCODER_PREFIX,
+    UNET_PREFIX,
+    VAE_PREFIX,
+    unet_key_to_ldm,
+    vae_key_to_ldm,
+)
 from .latents import Family
 
 SD1_CONTEXT_DIM = 768

@@ -6,8 +6,8 @@ so before any fine-tuning the widened UNet computes exactly what the SD model di
 import torch
 from torch import Tensor
 
+from ..errors import IP2PUserError
 from .checkpoint_info import IP2P_IN_CHANNELS
-from .errors import IP2PUserError
 
 
 def widen_conv_in(weight: Tensor, in_channels: int = IP2P_IN_CHANNELS) -> Tensor:

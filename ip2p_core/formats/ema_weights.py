@@ -8,8 +8,8 @@ loader reads only `model.diffusion_model.*`.
 """
 from typing import Iterable, Optional
 
+from ..errors import IP2PUserError
 from .diffusers_to_ldm import UNET_PREFIX
-from .errors import IP2PUserError
 
 EMA_PREFIX = "model_ema."
 # Not weights: LitEma's own bookkeeping.

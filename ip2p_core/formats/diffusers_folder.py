@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import IP2PUserError
+from ..errors import IP2PUserError
 
 # Preference order: full precision safetensors first, then the fp16 variant, then pickles.
 WEIGHT_NAMES = {

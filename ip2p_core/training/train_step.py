@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..formats.latents import Family, concat_image_latent, image_latent_for
 from .conditioning_dropout import apply_dropout, dropout_masks
-from .latents import Family, concat_image_latent, image_latent_for
 from .paired_data import Pair, PairTransform, load_pair
 from .trainable_model import TrainableModel, latent_from_moments, vae_latent_scale, vae_moments
 

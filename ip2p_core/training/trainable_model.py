@@ -17,15 +17,23 @@ import torch
 from safetensors.torch import save_file
 from torch import Tensor
 
-from .checkpoint_info import IP2P_IN_CHANNELS, read_state_dict
-from .conv_in import widen_conv_in
-from .diffusers_folder import find_parts
-from .diffusers_to_ldm import ldm_checkpoint
-from .errors import IP2PUserError
-from .latents import Family
-from .ldm_to_diffusers import (has_tiny_vae, load_tiny_vae_from_ldm, load_unet_from_ldm, load_vae_from_ldm,
-                               text_encoder_config_from_ldm, text_encoder_state_from_ldm, tiny_vae_config_from_ldm,
-                               unet_config_from_ldm, vae_config_from_ldm)
+from ..errors import IP2PUserError
+from ..formats.checkpoint_info import IP2P_IN_CHANNELS, read_state_dict
+from ..formats.conv_in import widen_conv_in
+from ..formats.diffusers_folder import find_parts
+from ..formats.diffusers_to_ldm import ldm_checkpoint
+from ..formats.latents import Family
+from ..formats.ldm_to_diffusers import (
+    has_tiny_vae,
+    load_tiny_vae_from_ldm,
+    load_unet_from_ldm,
+    load_vae_from_ldm,
+    text_encoder_config_from_ldm,
+    text_encoder_state_from_ldm,
+    tiny_vae_config_from_ldm,
+    unet_config_from_ldm,
+    vae_config_from_ldm,
+)
 
 SD_IN_CHANNELS = 4
 # SD1.x's training noise schedule, for single files, which carry no scheduler config.

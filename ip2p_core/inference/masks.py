@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .errors import IP2PUserError
+from ..errors import IP2PUserError
 
 
 def check_mask(mask: Tensor, image: Tensor) -> Tensor:

@@ -16,8 +16,8 @@ from typing import Optional
 import torch
 from safetensors.torch import load_file, save_file
 
-from .checkpoint_info import IP2P_IN_CHANNELS
-from .errors import IP2PUserError
+from ..errors import IP2PUserError
+from ..formats.checkpoint_info import IP2P_IN_CHANNELS
 
 CHECKPOINTS = "checkpoints"
 PREFIX = "step-"

@@ -9,7 +9,7 @@ noisy latent's channels), as A1111 merges it; the image channels keep the IP2P w
 """
 from typing import Mapping, Optional
 
-from .errors import IP2PUserError
+from ..errors import IP2PUserError
 
 CONV_IN_SUFFIX = "input_blocks.0.0.weight"
 Shapes = Mapping[str, tuple[int, ...]]

@@ -15,7 +15,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 
-from .errors import IP2PUserError
+from ..errors import IP2PUserError
 from .latents import Family
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,1 @@
+"""The maths of an edit, host-free: dual guidance, scale schedules, framing, masks, colour."""
