@@ -1,6 +1,6 @@
 """The host's two CPU attention kernels on SD1.5's attention shapes, alternating in one process.
 
-    python benchmarks/attention_kernels.py [--sizes 256 512 1024] [--pairs 3]
+    python -m benchmarks.attention_kernels [--sizes 256 512 1024] [--pairs 3]
 
 Times ComfyUI's `attention_sub_quad` (what both hosts run on the CPU without an attention
 flag) and `attention_pytorch` (what `--use-pytorch-cross-attention` selects, and what the
@@ -14,12 +14,10 @@ import argparse
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from proc_memory import memory_mb, reset_peak  # noqa: E402
+from .proc_memory import memory_mb, reset_peak
 
 HEADS, HEAD_DIM, BATCH, TEXT_TOKENS = 8, 40, 3, 77  # SD1.5's first level: 320 channels
 

@@ -1,9 +1,9 @@
 """Speed and memory of one IP2P edit: this pack against ComfyUI's native nodes and diffusers.
 
-    python benchmarks/bench_edit.py                      # 256/512 px x 2/4 steps x 3 repeats -> RESULTS.md
-    python benchmarks/bench_edit.py --cells 256x2 512x2 --repeats 2   # chosen (size, steps) pairs
-    python benchmarks/bench_edit.py --quick --out FILE   # about a minute: tiny model, 64 px, 1 step
-    python benchmarks/bench_edit.py --host-arg=--fp32-text-enc --host-arg=--use-pytorch-cross-attention
+    python -m benchmarks.bench_edit --out FILE           # 256/512 px x 2/4 steps x 3 repeats -> FILE (and stdout)
+    python -m benchmarks.bench_edit --cells 256x2 512x2 --repeats 2   # chosen (size, steps) pairs
+    python -m benchmarks.bench_edit --quick --out FILE   # about a minute: tiny model, 64 px, 1 step
+    python -m benchmarks.bench_edit --host-arg=--fp32-text-enc --host-arg=--use-pytorch-cross-attention
 
 Three paths edit the same image with the same instruction, seed, sampler (Euler), scheduler
 (ComfyUI "simple" = diffusers "trailing"), steps and scales, on the same generated weights:
@@ -63,20 +63,18 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from harness.host_graphs import native_edit, pack_edit
+from harness.model_factory import DEFAULT_CACHE_ROOT, build_sd15_full_ip2p, build_sd15_ip2p
+from tools.comfy_host import ComfyHost, HostError
+
+from .proc_memory import available_mb, memory_mb, reset_peak
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-for _path in (REPO / "scripts", REPO / "tests", HERE):
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))
-
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402
-from safetensors.torch import load_file  # noqa: E402
-
-from comfy_host import ComfyHost, HostError  # noqa: E402
-from host_graphs import native_edit, pack_edit  # noqa: E402
-from model_factory import DEFAULT_CACHE_ROOT, build_sd15_full_ip2p, build_sd15_ip2p  # noqa: E402
-from proc_memory import available_mb, memory_mb, reset_peak  # noqa: E402
 
 log = logging.getLogger("ip2p.bench")
 
@@ -229,8 +227,8 @@ class DiffusersPath:
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1", "TQDM_DISABLE": "1",
                "PYTHONUNBUFFERED": "1"}
         self.log = open(self.work / "worker.log", "ab")
-        self.proc = subprocess.Popen([sys.executable, str(HERE / "diffusers_worker.py"), str(self.diffusers_dir)],
-                                     cwd=HERE, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        self.proc = subprocess.Popen([sys.executable, "-m", "benchmarks.diffusers_worker", str(self.diffusers_dir)],
+                                     cwd=REPO, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=self.log, text=True)
         self.ready = self._read()
 
@@ -609,7 +607,8 @@ def parse_args(argv=None):
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE_ROOT, help="where generated models are cached")
     parser.add_argument("--work-dir", type=Path, default=None, help="parent of the temporary work folder")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (host logs, outputs)")
-    parser.add_argument("--out", type=Path, help="Markdown report (default: benchmarks/RESULTS.md; --quick: none)")
+    parser.add_argument("--out", type=Path, help="also write the Markdown report here (it is always printed); "
+                        "benchmarks/RESULTS.md holds the curated current results, not one run")
     parser.add_argument("--json", type=Path, help="raw measurements as JSON")
     parser.add_argument("--resident", action="store_true",
                         help="keep the three processes up and run their edits back to back (needs free RAM for "
@@ -633,8 +632,6 @@ def parse_args(argv=None):
     if args.host_args is None:
         args.host_args = list(DEFAULT_HOST_ARGS)
     args.host_env = dict(args.host_env)
-    if args.out is None and not args.quick:
-        args.out = HERE / "RESULTS.md"
     return args
 
 
@@ -663,7 +660,7 @@ def main(argv=None) -> int:
     # stopped with SIGTERM: still stop the host and worker processes (they have sessions of their own)
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     args = parse_args(argv)
-    command = "python benchmarks/bench_edit.py " + " ".join(
+    command = "python -m benchmarks.bench_edit " + " ".join(
         shlex.quote(a) for a in _without_paths(sys.argv[1:] if argv is None else argv))
     if args.same_host:
         data = same_host(args)

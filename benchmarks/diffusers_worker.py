@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from proc_memory import memory_mb, reset_peak
+from .proc_memory import memory_mb, reset_peak
 
 SCALING = 0.18215
 

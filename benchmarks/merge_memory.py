@@ -1,9 +1,9 @@
 """Peak memory of IP2P Add Difference on the full-size SD1.5-shaped test model, in a real host.
 
-    python benchmarks/merge_memory.py                         # this checkout
-    python benchmarks/merge_memory.py --pack-dir OLD_CHECKOUT   # another version of the pack
-    python benchmarks/merge_memory.py --host-arg=--fp16-unet    # half-size UNets (less RAM)
-    python benchmarks/merge_memory.py --quick                   # the tiny test model (tests)
+    python -m benchmarks.merge_memory                         # this checkout
+    python -m benchmarks.merge_memory --pack-dir OLD_CHECKOUT   # another version of the pack
+    python -m benchmarks.merge_memory --host-arg=--fp16-unet    # half-size UNets (less RAM)
+    python -m benchmarks.merge_memory --quick                   # the tiny test model (tests)
 
 Two fresh hosts, each started with the same flags, each running one graph; the peak resident
 memory of the host process (VmHWM) is read after it:
@@ -16,18 +16,14 @@ The difference is what the merge costs beyond the models already loaded. Linux o
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-for _path in (REPO, REPO / "scripts", REPO / "tests"):
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))
+from harness.host_graphs import pack_edit
+from harness.model_factory import DEFAULT_CACHE_ROOT, build_sd15_full_ip2p, build_sd15_ip2p
+from tools.comfy_host import ComfyHost
 
-from comfy_host import ComfyHost  # noqa: E402
-from host_graphs import pack_edit  # noqa: E402
-from model_factory import DEFAULT_CACHE_ROOT, build_sd15_full_ip2p, build_sd15_ip2p  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 CKPT = "sd15_full_ip2p.safetensors"
 

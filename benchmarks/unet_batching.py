@@ -1,6 +1,6 @@
 """What splitting the three IP2P predictions into two UNet calls costs, measured in one process.
 
-    python benchmarks/unet_batching.py [--latent 32 64] [--pairs 3]
+    python -m benchmarks.unet_batching [--latent 32 64] [--pairs 3]
 
 Loads the generated full-size SD1.5 IP2P checkpoint with ComfyUI's own loader (CPU, fp32)
 and, alternating so that load from other users of the machine hits both alike, times
@@ -18,12 +18,9 @@ import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "scripts"))
+import torch
 
-import torch  # noqa: E402
-
-from model_factory import DEFAULT_CACHE_ROOT, build_sd15_full_ip2p  # noqa: E402
+from harness.model_factory import DEFAULT_CACHE_ROOT, build_sd15_full_ip2p
 
 
 def main(argv=None) -> int:

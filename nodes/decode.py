@@ -28,8 +28,6 @@ class IP2PDecode:
 
     def decode(self, samples, vae, keep_outside_mask=True):
         images = vae.decode(samples["samples"])
-        if images.ndim == 5:  # video VAEs return (B, T, H, W, C); IP2P models are image models
-            images = images.reshape(-1, *images.shape[-3:])
         if keep_outside_mask and samples.get(MASK_KEY) is not None and samples.get(SOURCE_KEY) is not None:
             images = composite(images, samples[SOURCE_KEY], samples[MASK_KEY])
         framing = samples.get(FRAMING_KEY)

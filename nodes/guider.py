@@ -8,7 +8,6 @@ from typing import Optional
 
 import comfy.samplers
 
-from ..ip2p_core.errors import IP2PUserError
 from ..ip2p_core.inference.guidance import add_text_guidance, needed_predictions, rescale_guidance
 from ..ip2p_core.inference.schedule import CfgSchedule, step_index
 from . import host
@@ -107,15 +106,6 @@ def _uncond_as_negative(inner):
     return wrapper
 
 
-def require_ip2p_model(model):
-    """Refuses a MODEL that cannot use the image latent, before any step is sampled."""
-    if not host.is_ip2p_model(model):
-        raise IP2PUserError(
-            f"the MODEL input is a {type(model.model).__name__}, not an InstructPix2Pix model, so it would "
-            "ignore the input image: load an IP2P checkpoint with the IP2P Checkpoint Loader"
-        )
-
-
 TEXT_CFG = ("FLOAT", {"default": 7.5, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01,
                       "tooltip": "How strongly to follow the instruction. Higher = stronger edit (paper: 7.5). "
                                  "0 skips the instruction's prediction."})
@@ -168,7 +158,7 @@ def make_guider(model, positive, negative, text_cfg: float, image_cfg: float,
                 rescale: float = 0.0) -> DualCFGGuider:
     """The guider both nodes use; a connected schedule replaces the constant scale. Its model
     gets PyTorch attention where the host fell back to sub-quadratic on the CPU (nodes/attention.py)."""
-    require_ip2p_model(model)
+    host.require_ip2p_model(model, "model")
     guider = DualCFGGuider(with_pytorch_attention(model))
     guider.set_conds(positive, negative)
     guider.set_cfg(text_cfg_schedule or CfgSchedule("constant", text_cfg),

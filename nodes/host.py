@@ -34,6 +34,15 @@ def is_ip2p_model(model) -> bool:
     return hasattr(model.model, "process_ip2p_image_in")
 
 
+def require_ip2p_model(model, input_name: str) -> None:
+    """Refuses a MODEL the host did not build as IP2P, before anything runs with it."""
+    if not is_ip2p_model(model):
+        raise IP2PUserError(
+            f"the {input_name} input is a {type(model.model).__name__}, not an InstructPix2Pix model (it has no input "
+            f"channels for the image): load an IP2P checkpoint with the IP2P Checkpoint Loader and connect it to "
+            f"{input_name}")
+
+
 def encode_mode(vae, pixels):
     """VAE-encodes to the posterior's mode, the latent IP2P models were trained with.
 

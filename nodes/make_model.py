@@ -65,9 +65,7 @@ class IP2PAddDifference:
         }}
 
     def merge(self, ip2p_model, custom_model, base_model, strength):
-        if not host.is_ip2p_model(ip2p_model):
-            raise IP2PUserError(f"ip2p_model is a {type(ip2p_model.model).__name__}, not an InstructPix2Pix model: "
-                                "connect the IP2P model there and the SD models to custom_model and base_model")
+        host.require_ip2p_model(ip2p_model, "ip2p_model")
         ip2p_shapes = host.unet_shapes(ip2p_model)
         conv_in = check_mergeable(ip2p_shapes, host.unet_shapes(custom_model), host.unet_shapes(base_model))
         custom, base = host.unet_patches(custom_model), host.unet_patches(base_model)

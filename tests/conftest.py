@@ -1,33 +1,28 @@
-"""Shared fixtures: import paths, generated test models, test images and one real host.
+"""Shared fixtures: generated test models, test images and one real host.
 
 The host is started once per session (a few seconds) with generated models and images in
 its folders; tests then queue graphs on it as a user's ComfyUI would run them.
 """
 import contextlib
-import sys
 from pathlib import Path
 
 import pytest
+from patch_factory import build_patch_files, patches_version
+from PIL import Image
+from upscale_factory import write_upscale_model
 
-TESTS = Path(__file__).resolve().parent
-REPO = TESTS.parent
-for path in (str(REPO), str(REPO / "scripts"), str(TESTS)):
-    if path not in sys.path:
-        sys.path.insert(0, path)
-
-from PIL import Image  # noqa: E402
-
-from comfy_host import ComfyHost  # noqa: E402
-from model_factory import (  # noqa: E402
+from harness.model_factory import (
     build_sd15_ip2p,
     build_sd15_plain,
     factory_version,
     prune_stale_builds,
     write_corrupt_checkpoint,
 )
-from patch_factory import build_patch_files, patches_version  # noqa: E402
-from sdxl_model_factory import sdxl_family_version  # noqa: E402
-from upscale_factory import write_upscale_model  # noqa: E402
+from harness.sdxl_model_factory import sdxl_family_version
+from tools.comfy_host import ComfyHost
+
+TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
 
 MODEL_CACHE = REPO / ".cache" / "test_models"
 IP2P_CKPT = "tiny_ip2p.safetensors"

@@ -1,16 +1,16 @@
 """The test model in every file shape users have, put into the session's host.
 
 Imported as a fixture by the tests that load them and by the workflow tests, whose shipped
-workflows name these files (see with_inputs in scripts/workflow_inputs.py).
+workflows name these files (see with_inputs in tools/workflow_inputs.py).
 """
 import shutil
 
 import pytest
 import torch
+from conftest import MODEL_CACHE
 from safetensors.torch import load_file, save_file
 
-from conftest import MODEL_CACHE
-from sdxl_model_factory import build_sdxl_family
+from harness.sdxl_model_factory import build_sdxl_family
 
 
 @pytest.fixture(scope="session")
@@ -47,7 +47,7 @@ def model_files(host, tiny_ip2p, tiny_sd, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def sdxl_files(host, tmp_path_factory):
-    """The generated SDXL-family model (scripts/sdxl_model_factory.py) as an SDXL IP2P and a CosXL
+    """The generated SDXL-family model (harness/sdxl_model_factory.py) as an SDXL IP2P and a CosXL
     Edit checkpoint, a diffusers folder, and that folder without text_encoder_2/ (CLIP-G)."""
     family = build_sdxl_family(MODEL_CACHE)
     broken = tmp_path_factory.mktemp("sdxl_files") / "broken_sdxl_no_text_encoder_2"

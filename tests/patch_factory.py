@@ -31,8 +31,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from harness.model_factory import TinyModel, factory_version, randomise_
 from ip2p_core.formats.diffusers_to_ldm import unet_key_to_ldm
-from model_factory import TinyModel, factory_version, randomise_
 
 LORA_RANK = 4
 # up @ down with down ~ N(0, 1/fan_in) and up ~ N(0, 1/rank) * gain changes a weight by about

@@ -16,6 +16,12 @@ from PIL import Image
 SCALING = 0.18215
 
 
+def relative_diff(a: torch.Tensor, reference: torch.Tensor) -> float:
+    """Largest difference, relative to the reference's largest value: how the parity bounds are stated."""
+    assert a.shape == reference.shape, (a.shape, reference.shape)
+    return float((a - reference).abs().max() / reference.abs().max())
+
+
 @functools.lru_cache(maxsize=2)
 def pipeline(diffusers_dir: Path) -> StableDiffusionInstructPix2PixPipeline:
     pipe = StableDiffusionInstructPix2PixPipeline.from_pretrained(

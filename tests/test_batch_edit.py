@@ -1,14 +1,15 @@
-"""scripts/batch_edit.py on a folder of three small images, one of them corrupt, with the tiny model."""
+"""tools/batch_edit.py on a folder of three small images, one of them corrupt, with the tiny model."""
 import logging
 import shutil
+import socket
 
 import numpy as np
 import pytest
+from conftest import IP2P_CKPT, OTHER_IMAGE, SMALL_IMAGE
 from PIL import Image
 
-import batch_edit
-from comfy_host import REPO_ROOT
-from conftest import IP2P_CKPT, OTHER_IMAGE, SMALL_IMAGE
+from tools import batch_edit
+from tools.comfy_host import REPO_ROOT
 
 pytestmark = pytest.mark.host
 WORKFLOW = REPO_ROOT / "workflows" / "basic_edit.api.json"
@@ -69,3 +70,11 @@ def test_usage_errors_stop_before_any_host_starts(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(SystemExit, match="no images"):
         run("--workflow", WORKFLOW, "--input-dir", tmp_path / "empty", "--output-dir", tmp_path / "out")
+
+
+def test_a_url_where_no_comfyui_answers_is_named(photos, tmp_path):
+    with socket.socket() as unused:  # a port nothing listens on once this closes
+        unused.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{unused.getsockname()[1]}"
+    with pytest.raises(SystemExit, match=f"--url: no ComfyUI answers at {url} "):
+        run("--workflow", WORKFLOW, "--input-dir", photos, "--output-dir", tmp_path / "out", "--url", url)

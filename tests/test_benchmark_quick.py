@@ -12,7 +12,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import MODEL_CACHE, REPO
 
 pytestmark = pytest.mark.host
@@ -23,9 +22,9 @@ pytestmark = pytest.mark.host
 def test_quick_benchmark_runs_all_three_paths(tmp_path, tiny_ip2p, mode):
     report, raw = tmp_path / "RESULTS.md", tmp_path / "results.json"
     proc = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "bench_edit.py"), "--quick", "--cache", str(MODEL_CACHE),
+        [sys.executable, "-m", "benchmarks.bench_edit", "--quick", "--cache", str(MODEL_CACHE),
          "--work-dir", str(tmp_path), "--out", str(report), "--json", str(raw), *mode],
-        capture_output=True, text=True, timeout=600)
+        cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
 
     data = json.loads(raw.read_text())
@@ -47,15 +46,15 @@ def test_quick_benchmark_runs_all_three_paths(tmp_path, tiny_ip2p, mode):
 
 
 def test_merge_memory_benchmark_runs_both_graphs(tiny_ip2p):
-    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "merge_memory.py"), "--quick",
-                           "--cache", str(MODEL_CACHE)], capture_output=True, text=True, timeout=600)
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.merge_memory", "--quick",
+                           "--cache", str(MODEL_CACHE)], cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     assert re.search(r"peak RSS edit \d+ MB, merge \+ edit \d+ MB, merge costs [+-]\d+ MB", proc.stdout), proc.stdout
 
 
 def test_attention_kernel_benchmark_runs_and_the_kernels_agree():
-    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "attention_kernels.py"), "--sizes", "64",
-                           "--pairs", "1"], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.attention_kernels", "--sizes", "64",
+                           "--pairs", "1"], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     lines = [line for line in proc.stdout.splitlines() if line.startswith("64 px")]
     assert [line.split()[2] for line in lines] == ["attn1", "attn2"]

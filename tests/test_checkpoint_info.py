@@ -1,10 +1,11 @@
 import os
+
 import pytest
 import torch
 from safetensors.torch import save_file
 
-from ip2p_core.formats.checkpoint_info import read_tensor_shapes, require_ip2p_unet, unet_shape
 from ip2p_core.errors import IP2PUserError
+from ip2p_core.formats.checkpoint_info import read_tensor_shapes, require_ip2p_unet, unet_shape
 from ip2p_core.formats.latents import Family
 
 LDM_CONV_IN = "model.diffusion_model.input_blocks.0.0.weight"

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from ip2p_core.inference.color import lab_to_rgb, match_color, rgb_to_lab
 from ip2p_core.errors import IP2PUserError
+from ip2p_core.inference.color import lab_to_rgb, match_color, rgb_to_lab
 
 
 def picture(seed=0):

@@ -1,4 +1,4 @@
-"""Smoke tests of the ComfyUI host harness (scripts/comfy_host.py).
+"""Smoke tests of the ComfyUI host harness (tools/comfy_host.py).
 
 They use ComfyUI's built-in nodes plus a throw-away pack written into tmp_path,
 so they do not depend on the state of this repository's own pack.
@@ -7,14 +7,12 @@ Host kind: PyPI ``comfyui`` by default; upstream when IP2P_COMFYUI_DIR is set.
 from __future__ import annotations
 
 import os
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
-
-from comfy_host import PACK_NAME, REPO_ROOT, ComfyHost, HostError  # noqa: E402
+from tools.comfy_host import PACK_NAME, REPO_ROOT, ComfyHost, HostError
 
 PROBE_MESSAGE = "deliberate probe failure: 3 != 4 (harness smoke test)"
 

@@ -2,8 +2,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ip2p_core.formats.conv_in import widen_conv_in
 from ip2p_core.errors import IP2PUserError
+from ip2p_core.formats.conv_in import widen_conv_in
 
 
 def test_widened_conv_keeps_weights_and_zeroes_new_channels():

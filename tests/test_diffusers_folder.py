@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from ip2p_core.formats.diffusers_folder import find_parts
 from ip2p_core.errors import IP2PUserError
+from ip2p_core.formats.diffusers_folder import find_parts
 
 
 def make_folder(root, parts=("unet", "vae", "text_encoder"), weights=True, sdxl=False):

@@ -1,4 +1,4 @@
-"""scripts/edit_image.py, what the README's first command runs: its own headless host, one edit.
+"""tools/edit_image.py, what the README's first command runs: its own headless host, one edit.
 
 Checked on the chain workflow with the tiny model: each --instruction reaches its own edit, in
 the order the edits run, and the saved picture is the one the session host makes of the same
@@ -6,13 +6,13 @@ graph.
 """
 import numpy as np
 import pytest
+from conftest import IP2P_CKPT, SMALL_IMAGE
 from PIL import Image
 
-import edit_image
-from comfy_host import REPO_ROOT
-from conftest import IP2P_CKPT, SMALL_IMAGE
-from host_graphs import saved_images
-from workflow_inputs import load_workflow, with_inputs
+from harness.host_graphs import saved_images
+from tools import edit_image
+from tools.comfy_host import REPO_ROOT
+from tools.workflow_inputs import load_workflow, with_inputs
 
 pytestmark = pytest.mark.host
 CHAIN = REPO_ROOT / "workflows" / "chain_edit.api.json"

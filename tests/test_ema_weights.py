@@ -1,7 +1,7 @@
 import pytest
 
-from ip2p_core.formats.ema_weights import ema_name, ema_names
 from ip2p_core.errors import IP2PUserError
+from ip2p_core.formats.ema_weights import ema_name, ema_names
 
 UNET = ["model.diffusion_model.input_blocks.0.0.weight", "model.diffusion_model.out.2.bias"]
 EMA = ["model_ema.diffusion_modelinput_blocks00weight", "model_ema.diffusion_modelout2bias"]

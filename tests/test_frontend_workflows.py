@@ -1,7 +1,7 @@
 """The UI workflows in ComfyUI's real frontend (headless Chromium), where it is available.
 
 Optional: skipped unless the host is upstream ComfyUI (it serves the frontend package) and
-Node.js, playwright-core and Chromium are installed (see scripts/frontend_check.py):
+Node.js, playwright-core and Chromium are installed (see harness/frontend_check.py):
 
     apt-get install chromium
     npm install --prefix .cache/frontend playwright-core
@@ -17,9 +17,9 @@ import json
 
 import pytest
 
-import frontend_check
-from comfy_host import REPO_ROOT
-from ui_workflow import ui_to_api, with_defaults
+from harness import frontend_check
+from tools.comfy_host import REPO_ROOT
+from tools.ui_workflow import ui_to_api, with_defaults
 
 pytestmark = pytest.mark.host
 FOLDER = REPO_ROOT / "workflows"

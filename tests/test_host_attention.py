@@ -9,10 +9,11 @@ flag, the host's choice stands: there the pack and the native path run the same 
 give the same edit. The extra hosts run one at a time beside the session host.
 """
 import pytest
-
 from conftest import extra_host
-from host_graphs import saved_latent
-from test_host_compose import SAME_HOST_RTOL, native_graph, pack_graph, relative_diff
+from reference import relative_diff
+from test_host_compose import SAME_HOST_RTOL, native_graph, pack_graph
+
+from harness.host_graphs import saved_latent
 
 pytestmark = pytest.mark.host
 CHOICE_LOGGED = "IP2P: ComfyUI runs attention on the CPU with its sub-quadratic kernel"

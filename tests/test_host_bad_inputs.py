@@ -9,10 +9,10 @@ import os
 
 import pytest
 import torch
-
 from conftest import DAMAGED_CKPT, IP2P_CKPT, ODD_IMAGE, SD_CKPT, SMALL_IMAGE
-from host_graphs import failure, pack_edit, saved_latent
 from test_host_save import save_graph
+
+from harness.host_graphs import failure, pack_edit, saved_latent
 
 pytestmark = pytest.mark.host
 EVIL_CKPT, EMPTY_CKPT = "runs_code.ckpt", "empty.safetensors"

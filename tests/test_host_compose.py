@@ -12,11 +12,12 @@ rounding should the host group the predictions differently.
 """
 import pytest
 import torch
-
-from comfy_host import REPO_ROOT
 from conftest import CONTROLNET, IP2P_CKPT, LORA_CORE, LORA_IP2P, LORA_PLAIN_SD15, SMALL_IMAGE
-from host_graphs import native_edit, pack_edit, saved_images, saved_latent
-from workflow_inputs import load_workflow, with_inputs
+from reference import relative_diff
+
+from harness.host_graphs import native_edit, pack_edit, saved_images, saved_latent
+from tools.comfy_host import REPO_ROOT
+from tools.workflow_inputs import load_workflow, with_inputs
 
 pytestmark = pytest.mark.host
 INSTRUCTION = "turn the sky into a sunset"
@@ -25,11 +26,6 @@ SEED = 5
 SAME_HOST_RTOL = 1e-6
 KERNEL_RTOL = 2e-5
 CHANGED = 1e-3  # a patch that takes effect moves the latent by more than this (relative)
-
-
-def relative_diff(a: torch.Tensor, reference: torch.Tensor) -> float:
-    assert a.shape == reference.shape
-    return float((a - reference).abs().max() / reference.abs().max())
 
 
 # -- graphs ------------------------------------------------------------------------------

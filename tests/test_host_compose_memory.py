@@ -18,11 +18,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import torch
-
-from comfy_host import HostError
 from conftest import IP2P_CKPT, LORA_IP2P, SD_CKPT, extra_host
-from host_graphs import saved_latent
-from test_host_compose import pack_graph, patched_model, relative_diff, with_controlnet, with_lora
+from reference import relative_diff
+from test_host_compose import pack_graph, patched_model, with_controlnet, with_lora
+
+from harness.host_graphs import saved_latent
+from tools.comfy_host import HostError
 
 pytestmark = pytest.mark.host
 

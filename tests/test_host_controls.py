@@ -3,12 +3,12 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from PIL import Image
-
 from conftest import IP2P_CKPT, ODD_IMAGE, OTHER_IMAGE, SMALL_IMAGE, SMALL_MASK
-from host_graphs import failure, instruction_lines, pack_edit, saved_images, saved_latent
-from reference import formula_latent
-from test_host_parity import DIFFUSERS_RTOL, INSTRUCTION, relative_diff
+from PIL import Image
+from reference import formula_latent, relative_diff
+from test_host_parity import DIFFUSERS_RTOL, INSTRUCTION
+
+from harness.host_graphs import failure, instruction_lines, pack_edit, saved_images, saved_latent
 
 pytestmark = pytest.mark.host
 STEPS = 4  # ComfyUI's "simple" and diffusers' "trailing" timesteps coincide when steps divide 1000

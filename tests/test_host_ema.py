@@ -7,14 +7,14 @@ pipeline does with the EMA UNet; `non-ema` as ComfyUI's own Load Checkpoint does
 """
 import pytest
 import torch
-from safetensors.torch import load_file, save_file
-
 from conftest import IP2P_CKPT, SMALL_IMAGE
-from host_graphs import failure, pack_edit, saved_latent
+from reference import pipeline_latent, relative_diff
+from safetensors.torch import load_file, save_file
+from test_host_parity import DIFFUSERS_RTOL
+
+from harness.host_graphs import failure, pack_edit, saved_latent
 from ip2p_core.formats.ema_weights import ema_name
 from ip2p_core.training.trainable_model import comfy_tokenizer_dir, ip2p_pipeline, load_model
-from reference import pipeline_latent
-from test_host_parity import DIFFUSERS_RTOL, relative_diff
 
 pytestmark = pytest.mark.host
 EMA_CKPT = "authors_layout_ema.ckpt"

@@ -1,8 +1,8 @@
 """Mistakes users make, run through the real host: each must say what is wrong and what to do."""
 import pytest
-
 from conftest import DAMAGED_CKPT, GONE_CKPT, IP2P_CKPT, SD_CKPT, SMALL_IMAGE
-from host_graphs import failure, pack_edit
+
+from harness.host_graphs import failure, pack_edit
 
 pytestmark = pytest.mark.host
 
@@ -48,7 +48,8 @@ def test_sampler_refuses_a_model_that_is_not_ip2p(host):
     prompt["8"] = {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": SD_CKPT}}
     prompt["6"]["inputs"]["model"] = ["8", 0]
     message = failure(host, prompt)
-    assert "the MODEL input is a" in message and "not an InstructPix2Pix model" in message
+    assert ("the model input is a BaseModel, not an InstructPix2Pix model (it has no input channels for the image): "
+            "load an IP2P checkpoint with the IP2P Checkpoint Loader and connect it to model") in message
 
 
 def test_sampler_refuses_conditioning_without_the_image(host):

@@ -22,11 +22,12 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import IP2P_CKPT, MODEL_CACHE, REPO
 from PIL import Image
+from reference import relative_diff
 from safetensors import safe_open
 
-from conftest import IP2P_CKPT, MODEL_CACHE, REPO
-from model_factory import COSXL_SIGMA_MAX, COSXL_SIGMA_MIN, SDXL_UNET_SEED, build_sdxl_ip2p_unet, randomise_
+from harness.model_factory import COSXL_SIGMA_MAX, COSXL_SIGMA_MIN, SDXL_UNET_SEED, build_sdxl_ip2p_unet, randomise_
 
 SQUARE_IMAGE = "family_square.png"  # 64x64: latent 8x8, divisible by 4 for SDXL's three levels
 SDXL_UNET = "tiny_sdxl_ip2p_unet.safetensors"
@@ -118,11 +119,6 @@ def family_runs(host, family_files, tmp_path_factory):
             runs[family] = (report, torch.load(record + ".calls.pt"), host.output_files(outputs))
         return runs[family]
     return run
-
-
-def relative_diff(a: torch.Tensor, reference: torch.Tensor) -> float:
-    assert a.shape == reference.shape, (a.shape, reference.shape)
-    return float((a - reference).abs().max() / reference.abs().max())
 
 
 @pytest.mark.host

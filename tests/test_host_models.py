@@ -6,12 +6,13 @@ what the SD model did; a saved model must load back in both checkpoint loaders.
 """
 import pytest
 import torch
+from conftest import IP2P_CKPT, SD_CKPT, SMALL_IMAGE
+from model_files import model_files  # noqa: F401 (fixture)
+from reference import relative_diff
 from safetensors.torch import load_file, save_file
 
-from conftest import IP2P_CKPT, SD_CKPT, SMALL_IMAGE
-from host_graphs import failure, pack_edit, saved_latent
+from harness.host_graphs import failure, pack_edit, saved_latent
 from ip2p_core.formats.merge import CONV_IN_SUFFIX
-from model_files import model_files  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.host
 SAME_WEIGHTS_RTOL = 1e-6
@@ -20,10 +21,6 @@ UNET = "model.diffusion_model."
 
 def edit(**kwargs):
     return pack_edit(IP2P_CKPT, SMALL_IMAGE, "make it winter", seed=5, steps=2, text_cfg=7.5, image_cfg=1.5, **kwargs)
-
-
-def relative_diff(a, b):
-    return float((a - b).abs().max() / b.abs().max())
 
 
 @pytest.fixture(scope="module")
@@ -194,7 +191,9 @@ def test_add_difference_is_the_hand_computed_merge_bit_for_bit(host, tiny_ip2p, 
 def test_add_difference_refuses_an_sd_model_in_the_ip2p_slot(host):
     prompt = merged_edit(1.0)
     prompt["42"]["inputs"]["ip2p_model"] = ["40", 0]
-    assert "ip2p_model is a" in failure(host, prompt)
+    assert ("the ip2p_model input is a BaseModel, not an InstructPix2Pix model (it has no input channels for the "
+            "image): load an IP2P checkpoint with the IP2P Checkpoint Loader and connect it to ip2p_model") \
+        in failure(host, prompt)
 
 
 def test_saved_model_loads_back_in_both_loaders_and_never_overwrites(host, checkpoint_latent):

@@ -14,10 +14,10 @@ host's sub-quadratic attention where the pack runs PyTorch's (nodes/attention.py
 """
 import pytest
 import torch
-
 from conftest import IP2P_CKPT, SMALL_IMAGE
-from host_graphs import native_edit, pack_edit, saved_latent
-from reference import formula_latent, pipeline_latent
+from reference import formula_latent, pipeline_latent, relative_diff
+
+from harness.host_graphs import native_edit, pack_edit, saved_latent
 
 pytestmark = pytest.mark.host
 INSTRUCTION = "turn the sky into a sunset"
@@ -30,11 +30,6 @@ NATIVE_RTOL = DIFFUSERS_RTOL
 def pack_latent(host, text_cfg=7.5, image_cfg=1.5, **kwargs):
     return saved_latent(host, pack_edit(IP2P_CKPT, SMALL_IMAGE, INSTRUCTION, seed=SEED, steps=STEPS,
                                         text_cfg=text_cfg, image_cfg=image_cfg, **kwargs))
-
-
-def relative_diff(a: torch.Tensor, reference: torch.Tensor) -> float:
-    assert a.shape == reference.shape
-    return float((a - reference).abs().max() / reference.abs().max())
 
 
 def native_latent(host, encoder):

@@ -4,9 +4,9 @@ A server reachable by others must not write where a prompt says; ComfyUI's own s
 refuse a path out of their folder, and so does the pack's.
 """
 import pytest
-
 from conftest import IP2P_CKPT
-from host_graphs import failure
+
+from harness.host_graphs import failure
 
 pytestmark = pytest.mark.host
 

@@ -1,6 +1,6 @@
 """SDXL-family IP2P as whole models, text encoders included, through the pack's loaders in a real host.
 
-One generated SDXL-family model (scripts/sdxl_model_factory.py: tiny UNet, full-size VAE,
+One generated SDXL-family model (harness/sdxl_model_factory.py: tiny UNet, full-size VAE,
 CLIP-L and CLIP-G) is stored as an SDXL IP2P checkpoint, a CosXL Edit checkpoint and a
 diffusers folder (as diffusers/sdxl-instructpix2pix-768 is laid out). The folder must load
 through IP2P Diffusers Loader into exactly the model IP2P Checkpoint Loader makes of the
@@ -13,13 +13,13 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import SMALL_IMAGE
+from model_files import sdxl_files  # noqa: F401 (fixture)
 from PIL import Image
 from safetensors.torch import load_file
 
-from comfy_host import HostError
-from conftest import SMALL_IMAGE
-from host_graphs import pack_edit
-from model_files import sdxl_files  # noqa: F401 (fixture)
+from harness.host_graphs import pack_edit
+from tools.comfy_host import HostError
 
 pytestmark = pytest.mark.host
 SDXL_SCALE = 0.13025

@@ -8,13 +8,13 @@ import shutil
 
 import pytest
 import torch
-
 from conftest import SMALL_IMAGE
-from host_graphs import pack_edit, saved_latent
+from train_fixtures import shape_pairs  # noqa: F401 (fixture)
+
+from harness.host_graphs import pack_edit, saved_latent
 from ip2p_core.training.train import TrainOptions, train
 from ip2p_core.training.train_checkpoints import CHECKPOINTS
 from ip2p_core.training.trainable_model import comfy_tokenizer_dir
-from train_fixtures import shape_pairs  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.host
 

@@ -5,15 +5,15 @@ Every JSON file in workflows/ runs: the API-format files as they are, the UI-for
 """
 import numpy as np
 import pytest
-from PIL import Image
-
-from comfy_host import REPO_ROOT
 from conftest import IP2P_CKPT, ODD_IMAGE, SD_CKPT, SMALL_IMAGE, SMALL_MASK
-from host_graphs import saved_images
 from model_files import model_files, sdxl_files  # noqa: F401 (fixtures)
-from ui_workflow import load_any
+from PIL import Image
 from upscale_factory import SCALE as UPSCALE_MODEL_SCALE
-from workflow_inputs import PACK_ENCODERS, with_inputs
+
+from harness.host_graphs import saved_images
+from tools.comfy_host import REPO_ROOT
+from tools.ui_workflow import load_any
+from tools.workflow_inputs import PACK_ENCODERS, with_inputs
 
 pytestmark = pytest.mark.host
 WORKFLOWS = sorted((REPO_ROOT / "workflows").glob("*.json"))
@@ -29,6 +29,11 @@ def edit(host, workflow="basic_edit.api.json", image=SMALL_IMAGE, seed=1, instru
 
 def prompt_for(host, workflow, image=SMALL_IMAGE, seed=1, instruction=None, resolution=None, files=None):
     prompt = load_any(REPO_ROOT / "workflows" / workflow, host.object_info())
+    return on_test_files(prompt, image, seed, instruction, resolution, files)
+
+
+def on_test_files(prompt, image=SMALL_IMAGE, seed=1, instruction=None, resolution=None, files=None):
+    """A workflow's prompt on the test models and images, 3 steps."""
     files = {"checkpoint": IP2P_CKPT, "sd_checkpoint": SD_CKPT, **(files or {})}
     return with_inputs(prompt, image=image, mask=SMALL_MASK, instruction=instruction, seed=seed, steps=3,
                        resolution=resolution, **files)
@@ -46,13 +51,21 @@ def scale_of(prompt, node_id):
     return scale
 
 
-@pytest.mark.parametrize("workflow", WORKFLOWS, ids=[w.name for w in WORKFLOWS])
-def test_every_workflow_runs_and_returns_the_input_size(host, model_files, upscale_model, request, workflow):
-    files = {"diffusers": model_files["diffusers"], "unet": model_files["unet_ldm"], "clip": model_files["clip"],
-             "vae": model_files["vae"], "upscale_model": upscale_model}
-    if workflow.name.startswith("cosxl_"):  # SDXL family: the generated CosXL Edit checkpoint
-        files["checkpoint"] = request.getfixturevalue("sdxl_files")["cosxl_checkpoint"]
-    prompt = prompt_for(host, workflow.name, files=files)
+@pytest.fixture
+def shipped_files(model_files, upscale_model, request):
+    """The model files a shipped workflow loads, by kind, for the workflow named."""
+    def files_for(name: str) -> dict:
+        files = {"diffusers": model_files["diffusers"], "unet": model_files["unet_ldm"], "clip": model_files["clip"],
+                 "vae": model_files["vae"], "upscale_model": upscale_model}
+        if name.startswith("cosxl_"):  # SDXL family: the generated CosXL Edit checkpoint
+            files["checkpoint"] = request.getfixturevalue("sdxl_files")["cosxl_checkpoint"]
+        return files
+    return files_for
+
+
+def runs_and_keeps_the_input_size(host, prompt) -> None:
+    """Runs a shipped workflow's prompt: every saved picture is the input's size (times the
+    workflow's upscale) and not flat."""
     # Workflows that edit at a working resolution (512 px, 1024 px for SDXL) run at 128 to keep the test quick.
     if any(node["class_type"] in PACK_ENCODERS and node["inputs"].get("resolution") for node in prompt.values()):
         prompt = with_inputs(prompt, resolution=128)
@@ -70,6 +83,11 @@ def test_every_workflow_runs_and_returns_the_input_size(host, model_files, upsca
     assert saved, "the workflow saved no image"
     for path in host.output_files(outputs, types=["output"]):  # saved checkpoints are gigabytes
         path.unlink()
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS, ids=[w.name for w in WORKFLOWS])
+def test_every_workflow_runs_and_returns_the_input_size(host, shipped_files, workflow):
+    runs_and_keeps_the_input_size(host, prompt_for(host, workflow.name, files=shipped_files(workflow.name)))
 
 
 def test_same_seed_gives_the_same_image_another_seed_does_not(host):

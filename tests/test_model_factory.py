@@ -19,8 +19,7 @@ from PIL import Image
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 
-from ip2p_core.formats import diffusers_to_ldm as ldm_keys  # noqa: E402
-from model_factory import (  # noqa: E402
+from harness.model_factory import (
     DEFAULT_CACHE_ROOT,
     UNET_CONV_OUT_GAIN,
     UNET_SEED,
@@ -33,6 +32,7 @@ from model_factory import (  # noqa: E402
     sd15_vae_config,
     write_corrupt_checkpoint,
 )
+from ip2p_core.formats import diffusers_to_ldm as ldm_keys
 
 CACHE_ROOT = DEFAULT_CACHE_ROOT
 PROMPT = "make it snowy"

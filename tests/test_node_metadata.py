@@ -10,7 +10,7 @@ import ast
 
 import pytest
 
-from comfy_host import REPO_ROOT
+from tools.comfy_host import REPO_ROOT
 
 pytestmark = pytest.mark.host
 NODES = REPO_ROOT / "nodes"
@@ -26,16 +26,31 @@ def pack_node_classes() -> dict[str, str]:
 
 
 def class_attribute(class_name: str, attribute: str):
-    """The source expression of a class attribute in nodes/*.py, looked up through base classes."""
-    classes = {node.name: node for path in NODES.glob("*.py") for node in ast.walk(ast.parse(path.read_text()))
-               if isinstance(node, ast.ClassDef)}
+    """The value of a class attribute in nodes/*.py, looked up through base classes, worked out from
+    the source: literals, names bound at module level, and slices of them (None if absent)."""
+    classes = {node.name: (node, tree) for path in NODES.glob("*.py") for tree in [ast.parse(path.read_text())]
+               for node in ast.walk(tree) if isinstance(node, ast.ClassDef)}
     while class_name in classes:
-        cls = classes[class_name]
+        cls, tree = classes[class_name]
         for statement in cls.body:
             if isinstance(statement, ast.Assign) and any(getattr(t, "id", "") == attribute for t in statement.targets):
-                return statement.value
+                return source_value(statement.value, tree)
         class_name = next((base.id for base in cls.bases if isinstance(base, ast.Name)), None)
     return None
+
+
+def source_value(expression, tree):
+    if isinstance(expression, ast.Name):
+        for statement in tree.body:
+            if isinstance(statement, ast.Assign) and any(getattr(t, "id", "") == expression.id
+                                                         for t in statement.targets):
+                return source_value(statement.value, tree)
+        raise AssertionError(f"{expression.id} is not bound at module level")
+    if isinstance(expression, ast.Subscript) and isinstance(expression.slice, ast.Slice):
+        bounds = [ast.literal_eval(b) if b is not None else None
+                  for b in (expression.slice.lower, expression.slice.upper, expression.slice.step)]
+        return source_value(expression.value, tree)[slice(*bounds)]
+    return ast.literal_eval(expression)
 
 
 NODE_CLASSES = pack_node_classes()
@@ -86,8 +101,6 @@ def test_outputs_are_named_and_explained(object_info, node_id):
     if "output_tooltips" in info:
         tooltips = info["output_tooltips"] or []
     else:  # a host that does not report them
-        source = class_attribute(NODE_CLASSES[node_id], "OUTPUT_TOOLTIPS")
-        assert source is not None, f"{node_id}: no OUTPUT_TOOLTIPS"
-        tooltips = [element.value for element in source.elts if isinstance(element, ast.Constant)] \
-            if isinstance(source, ast.Tuple) else ["(computed)"] * len(outputs)
+        tooltips = class_attribute(NODE_CLASSES[node_id], "OUTPUT_TOOLTIPS")
+        assert tooltips is not None, f"{node_id}: no OUTPUT_TOOLTIPS"
     assert len(tooltips) == len(outputs) and all(t.strip() for t in tooltips), f"{node_id}: OUTPUT_TOOLTIPS"

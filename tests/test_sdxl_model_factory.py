@@ -2,15 +2,13 @@
 diffusers -> LDM UNet mapping the loaders use reproduces model_factory's LDM UNet exactly."""
 import pytest
 import torch
+from conftest import MODEL_CACHE
 from safetensors import safe_open
 from safetensors.torch import load_file
 from transformers import CLIPTextConfig, CLIPTextModelWithProjection
 
-from conftest import MODEL_CACHE
-from ip2p_core.formats.diffusers_to_ldm import infer_unet_config
-from ip2p_core.formats.sdxl_to_ldm import any_unet_to_ldm
-from model_factory import build_sdxl_ip2p_unet, randomise_
-from sdxl_model_factory import (
+from harness.model_factory import build_sdxl_ip2p_unet, randomise_
+from harness.sdxl_model_factory import (
     CLIP_G_PREFIX,
     HOLE_CHUNK,
     build_sdxl_family,
@@ -18,6 +16,8 @@ from sdxl_model_factory import (
     dig_holes,
     openclip_text_state,
 )
+from ip2p_core.formats.diffusers_to_ldm import infer_unet_config
+from ip2p_core.formats.sdxl_to_ldm import any_unet_to_ldm
 
 UNET_PREFIX = "model.diffusion_model."
 

@@ -2,8 +2,16 @@
 import numpy as np
 
 from ip2p_core.training.paired_data import load_pair, read_pairs
-from ip2p_core.training.synthetic_shapes import (COLORS, EDIT_KINDS, PHRASINGS, make_pairs, night, night_color, shape_mask,
-                                        write_pair_folder)
+from ip2p_core.training.synthetic_shapes import (
+    COLORS,
+    EDIT_KINDS,
+    PHRASINGS,
+    make_pairs,
+    night,
+    night_color,
+    shape_mask,
+    write_pair_folder,
+)
 
 
 def phrasing_of(pair) -> str:
@@ -80,8 +88,8 @@ def test_written_folder_reads_back(tmp_path):
 def test_the_example_picture_is_the_example_scene():
     from PIL import Image
 
-    from comfy_host import REPO_ROOT
     from ip2p_core.training.synthetic_shapes import example_scene
+    from tools.comfy_host import REPO_ROOT
 
     drawn = np.asarray(example_scene().draw(64))
     assert np.array_equal(drawn, np.asarray(Image.open(REPO_ROOT / "examples" / "shapes.png").convert("RGB")))

@@ -5,14 +5,14 @@ import shutil
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
+from train_fixtures import shape_pairs, small_sd  # noqa: F401 (fixtures)
 
 from ip2p_core.errors import IP2PUserError
+from ip2p_core.training.paired_data import image_to_tensor, load_pair, read_pairs
 from ip2p_core.training.train import TrainOptions, parse_args, train
 from ip2p_core.training.train_checkpoints import STATE_FILE, UNET_FILE
-from ip2p_core.training.paired_data import image_to_tensor, load_pair, read_pairs
 from ip2p_core.training.train_step import FrozenEncoders, encode_text
 from ip2p_core.training.trainable_model import load_model, vae_moments
-from train_fixtures import shape_pairs, small_sd  # noqa: F401 (fixtures)
 
 
 def options(small_sd, data, output, **overrides):

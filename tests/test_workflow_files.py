@@ -1,16 +1,16 @@
 """The shipped workflow files: API and UI twins describe the same graph, every node and input
 exists in the host, every model file is explained in a note, and the PNGs carry the JSON.
 
-The UI file is converted to API format here (scripts/ui_workflow.py follows the frontend's
+The UI file is converted to API format here (tools/ui_workflow.py follows the frontend's
 rules; tests/test_frontend_workflows.py checks those rules in the real frontend when it can).
 """
 import json
 
 import pytest
 
-from api_to_ui import FILE_INPUTS, LAYOUTS
-from comfy_host import REPO_ROOT
-from ui_workflow import FRONTEND_ONLY, input_specs, is_link, read_png, ui_to_api, with_defaults
+from harness.api_to_ui import FILE_INPUTS, LAYOUTS
+from tools.comfy_host import REPO_ROOT
+from tools.ui_workflow import FRONTEND_ONLY, input_specs, is_link, read_png, ui_to_api, with_defaults
 
 FOLDER = REPO_ROOT / "workflows"
 API_FILES = sorted(FOLDER.glob("*.api.json"))
@@ -28,7 +28,7 @@ def ui(stem):
 def test_every_file_in_workflows_has_its_twins():
     names = {p.name for p in FOLDER.iterdir()}
     for stem in STEMS:
-        assert {f"{stem}.json", f"{stem}.png"} <= names, f"{stem}.api.json has no UI twin or PNG: run scripts/api_to_ui.py"
+        assert {f"{stem}.json", f"{stem}.png"} <= names, f"{stem}.api.json has no UI twin or PNG: run harness/api_to_ui.py"
     for name in names:
         stem = name.split(".")[0]
         assert stem in STEMS, f"workflows/{name} has no API-format twin {stem}.api.json"
@@ -36,7 +36,7 @@ def test_every_file_in_workflows_has_its_twins():
 
 def test_the_new_workflows_are_there():
     assert {"chain_edit", "edit_then_upscale", "edit_then_upscale_model"} <= set(STEMS)
-    assert set(STEMS) <= set(LAYOUTS), "every workflow needs its notes and groups in scripts/api_to_ui.py"
+    assert set(STEMS) <= set(LAYOUTS), "every workflow needs its notes and groups in harness/api_to_ui.py"
 
 
 @pytest.mark.host

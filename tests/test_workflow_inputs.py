@@ -1,7 +1,7 @@
 import pytest
 
-from workflow_inputs import InstructionCountError, load_workflow, with_inputs
-from comfy_host import REPO_ROOT as REPO
+from tools.comfy_host import REPO_ROOT as REPO
+from tools.workflow_inputs import InstructionCountError, load_workflow, with_inputs
 
 
 def test_basic_workflow_takes_all_inputs():

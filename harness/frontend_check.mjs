@@ -2,12 +2,12 @@
 // what the frontend makes of them: graphToPrompt's API prompt, its own re-serialisation,
 // each node's size against the size the frontend needs, and (optionally) a screenshot.
 //
-//   node scripts/frontend_check.mjs JOB.json > RESULT.json
+//   node harness/frontend_check.mjs JOB.json > RESULT.json
 //
 // JOB: {"url": "http://127.0.0.1:PORT", "chromium": "/usr/bin/chromium",
 //       "files": ["workflows/basic_edit.json", ...], "screenshots": "DIR or null"}
 // Needs playwright-core (npm install --prefix .cache/frontend playwright-core, or NODE_PATH)
-// and a Chromium; scripts/frontend_check.py runs it and finds both.
+// and a Chromium; harness/frontend_check.py runs it and finds both.
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';

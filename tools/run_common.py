@@ -1,9 +1,9 @@
-"""Helpers the headless runners share (scripts/edit_image.py, scripts/batch_edit.py)."""
+"""Helpers the headless runners share (tools/edit_image.py, tools/batch_edit.py)."""
 import logging
 from pathlib import Path
 
-from comfy_host import REPO_ROOT
-from workflow_inputs import InstructionCountError, Prompt, with_inputs
+from .comfy_host import REPO_ROOT
+from .workflow_inputs import InstructionCountError, Prompt, with_inputs
 
 log = logging.getLogger("ip2p.run")
 REAL_CHECKPOINT_NAMES = ("instruct-pix2pix-00-22000.safetensors", "instruct-pix2pix-00-22000.ckpt")
@@ -34,7 +34,7 @@ def find_checkpoint(requested):
 
 
 def generated_checkpoint() -> Path:
-    from model_factory import build_sd15_ip2p
+    from harness.model_factory import build_sd15_ip2p
 
     log.warning("No IP2P checkpoint found (looked for %s in models/checkpoints/, or pass --checkpoint): "
                 "using a GENERATED random-weight SD1.5 IP2P model. The edit runs end to end, but the "

@@ -1,6 +1,6 @@
 """Edits an image with an IP2P workflow in a real, headless ComfyUI and saves the result.
 
-    python scripts/edit_image.py [--image PATH] [--instruction TEXT ...] [--checkpoint PATH]
+    python -m tools.edit_image [--image PATH] [--instruction TEXT ...] [--checkpoint PATH]
 
 Starts the host in a temporary folder with this pack in custom_nodes, puts the checkpoint
 and image there, queues the API-format workflow and copies the saved image out. Without a
@@ -14,9 +14,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from comfy_host import REPO_ROOT, ComfyHost, HostError
-from run_common import INSTRUCTION_HELP, find_checkpoint, free_name, generated_checkpoint, with_instructions
-from workflow_inputs import load_workflow, with_inputs
+from .comfy_host import REPO_ROOT, ComfyHost, HostError
+from .run_common import INSTRUCTION_HELP, find_checkpoint, free_name, generated_checkpoint, with_instructions
+from .workflow_inputs import load_workflow, with_inputs
 
 log = logging.getLogger("ip2p.edit")
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from ui_workflow import is_link, run_order
+from .ui_workflow import is_link, run_order
 
 # Which input of which loader node takes each kind of model file.
 MODEL_FILES = {

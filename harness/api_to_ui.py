@@ -1,7 +1,7 @@
 """Writes the UI-format twin and the drag-and-drop PNG of every API-format workflow.
 
-    python scripts/api_to_ui.py                 # workflows/<name>.json and <name>.png for each <name>.api.json
-    python scripts/api_to_ui.py --screenshots   # also re-render the PNGs' pictures in the real frontend
+    python -m harness.api_to_ui                 # workflows/<name>.json and <name>.png for each <name>.api.json
+    python -m harness.api_to_ui --screenshots   # also re-render the PNGs' pictures in the real frontend
 
 The API files stay the source of truth; this script lays their nodes out in groups (left to
 right, a column per step), adds Note nodes that explain the graph and say where each model
@@ -11,7 +11,7 @@ IP2P_COMFYUI_DIR is set: generate with upstream, what users run, so that nodes t
 inputs there, e.g. Load CLIP's device, carry every widget value). Each PNG carries the workflow as ComfyUI's Save Image writes it
 (tEXt chunks `prompt` = the API JSON, `workflow` = the UI JSON), so dropping it onto ComfyUI
 loads the graph. Its picture is kept when the PNG exists (only the chunks are rewritten);
---screenshots renders the graph in headless Chromium (see scripts/frontend_check.mjs), and a
+--screenshots renders the graph in headless Chromium (see harness/frontend_check.mjs), and a
 new PNG without one gets a plain card. Every workflow needs an entry in LAYOUTS below.
 """
 from __future__ import annotations
@@ -22,12 +22,11 @@ import logging
 import math
 import sys
 import tempfile
-import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from comfy_host import REPO_ROOT, ComfyHost
-from ui_workflow import Box, api_to_ui, input_specs, read_png, write_png
+from tools.comfy_host import REPO_ROOT, ComfyHost
+from tools.ui_workflow import Box, api_to_ui, input_specs, read_png, write_png
 
 log = logging.getLogger("ip2p.api_to_ui")
 WORKFLOWS = REPO_ROOT / "workflows"
@@ -240,7 +239,7 @@ def layout(stem: str, prompt: dict, object_info: dict) -> dict:
     """The UI workflow: groups left to right, inside each a column per step of its own chain."""
     spec = LAYOUTS.get(stem)
     if spec is None:
-        raise SystemExit(f"workflows/{stem}.api.json has no entry in LAYOUTS (scripts/api_to_ui.py): "
+        raise SystemExit(f"workflows/{stem}.api.json has no entry in LAYOUTS (harness/api_to_ui.py): "
                          "add its notes and groups")
     grouped = [node_id for _, ids, _ in spec.groups for node_id in ids]
     if sorted(grouped) != sorted(prompt) or len(set(grouped)) != len(grouped):
@@ -345,7 +344,7 @@ def main(argv=None) -> int:
     parser.add_argument("--object-info", type=Path, help="a saved /object_info JSON instead of starting a host")
     parser.add_argument("--screenshots", action="store_true",
                         help="render each graph in the real frontend (needs IP2P_COMFYUI_DIR, node, "
-                             "playwright-core and chromium: see scripts/frontend_check.mjs)")
+                             "playwright-core and chromium: see harness/frontend_check.mjs)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     stems = args.stems or sorted(p.name[:-len(".api.json")] for p in WORKFLOWS.glob("*.api.json"))
@@ -364,7 +363,7 @@ def main(argv=None) -> int:
             for stem in stems:
                 write(stem, object_info)
             if args.screenshots:
-                from frontend_check import render
+                from .frontend_check import render
 
                 shots = Path(work) / "shots"
                 render(host, [WORKFLOWS / f"{s}.json" for s in stems], screenshots=shots)

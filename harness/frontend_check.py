@@ -1,12 +1,9 @@
-"""Loads UI-format workflows into ComfyUI's real frontend (headless Chromium) and reports back.
+"""Loads UI-format workflows into the frontend a ComfyUI host serves (headless Chromium) and reports back.
 
-Optional tooling: the tests that use it skip when a piece is missing. It needs
-
-* an upstream ComfyUI host (``IP2P_COMFYUI_DIR``): it serves the frontend package;
-* Node.js and ``playwright-core``, found in ``.cache/frontend`` (``npm install --prefix
-  .cache/frontend playwright-core``) or on ``NODE_PATH``;
-* Chromium: ``$IP2P_CHROMIUM``, else ``chromium`` or ``chromium-browser`` on the PATH
-  (Debian: ``apt-get install chromium``).
+Either host serves one: the PyPI package its bundled 2024 frontend, upstream its frontend
+package. It needs Node.js and ``playwright-core`` (in ``.cache/frontend``, or on ``NODE_PATH``)
+and Chromium (``$IP2P_CHROMIUM``, else ``chromium`` or ``chromium-browser`` on the PATH);
+``harness/frontend_setup.sh`` installs them.
 
 ``render(host, files)`` returns, per file, the frontend's ``graphToPrompt()`` output, its own
 re-serialisation of the graph, node sizes against ``computeSize()`` and page errors.
@@ -20,9 +17,9 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from comfy_host import REPO_ROOT
+from tools.comfy_host import REPO_ROOT
 
-SCRIPT = REPO_ROOT / "scripts" / "frontend_check.mjs"
+SCRIPT = Path(__file__).resolve().parent / "frontend_check.mjs"
 NODE_MODULES = REPO_ROOT / ".cache" / "frontend"
 
 
@@ -40,7 +37,7 @@ def missing() -> str | None:
     found = subprocess.run([node, "-e", "require.resolve('playwright-core')"], cwd=NODE_MODULES
                            if NODE_MODULES.is_dir() else REPO_ROOT, env=_env(), capture_output=True)
     if found.returncode != 0:
-        return "playwright-core is not installed (npm install --prefix .cache/frontend playwright-core)"
+        return "playwright-core is not installed (bash harness/frontend_setup.sh installs it)"
     return None
 
 

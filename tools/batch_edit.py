@@ -1,9 +1,9 @@
 """Runs a workflow on every image in a folder, headless, through a real ComfyUI.
 
-    python scripts/batch_edit.py --workflow workflows/basic_edit.api.json --input-dir photos \\
+    python -m tools.batch_edit --workflow workflows/basic_edit.api.json --input-dir photos \\
         --instruction "make it winter" --output-dir edited [--checkpoint PATH] [--url URL]
 
-Without --url it starts ComfyUI in a temporary folder with this pack (as scripts/edit_image.py
+Without --url it starts ComfyUI in a temporary folder with this pack (as tools/edit_image.py
 does; set IP2P_COMFYUI_DIR for an upstream checkout) and links the checkpoint in; with --url
 it uses a ComfyUI that is already running (the pack installed there), and --checkpoint names a
 file as that server lists it. Each image is uploaded, put into the workflow's Load Image with
@@ -15,23 +15,18 @@ the exit code is 1 if any image failed. The workflow may be in API or UI format.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import mimetypes
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
-import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
-from comfy_host import ComfyHost, HostError
-from run_common import INSTRUCTION_HELP, find_checkpoint, free_name, generated_checkpoint, with_instructions
-from ui_workflow import WorkflowFormatError, load_any
-from workflow_inputs import MODEL_FILES, with_inputs
+from .comfy_client import ComfyClient, HostError
+from .comfy_host import ComfyHost
+from .run_common import INSTRUCTION_HELP, find_checkpoint, free_name, generated_checkpoint, with_instructions
+from .ui_workflow import WorkflowFormatError, load_any
+from .workflow_inputs import MODEL_FILES, with_inputs
 
 log = logging.getLogger("ip2p.batch")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
@@ -41,67 +36,6 @@ UPLOAD_FOLDER = "ip2p_batch"  # inputs go into this sub-folder of the server's i
 # text_encoders.
 MODEL_FOLDERS = {"checkpoint": "checkpoints", "sd_checkpoint": "checkpoints", "diffusers": "diffusers",
                  "unet": "unet", "clip": "clip", "vae": "vae", "upscale_model": "upscale_models"}
-
-
-class RunningHost(ComfyHost):
-    """A ComfyUI server that runs already: only its HTTP API is used, nothing is started or stopped."""
-
-    class _Attached:
-        pid = None
-
-        @staticmethod
-        def poll():
-            return None
-
-    def __init__(self, url: str):  # noqa: super().__init__ would create a work dir and a server
-        self._url = url.rstrip("/")
-        self.kind = f"running at {self._url}"
-        self.proc = self._Attached()
-        self._object_info = None
-        self.client_id = uuid.uuid4().hex
-
-    @property
-    def url(self) -> str:
-        return self._url
-
-    def start(self) -> "RunningHost":
-        try:
-            self.get("/system_stats", timeout=10)
-        except HostError as exc:
-            raise SystemExit(f"--url {self._url}: no ComfyUI answers there ({exc})") from None
-        return self
-
-    def stop(self, timeout: float = 0) -> None:
-        pass
-
-    def log_tail(self, n: int = 80) -> str:
-        return ""  # the server's log is not ours to read
-
-
-def upload(host: ComfyHost, path: Path) -> str:
-    """Uploads an image into the server's input/<UPLOAD_FOLDER>; the name Load Image takes."""
-    boundary = uuid.uuid4().hex
-    fields = [("subfolder", UPLOAD_FOLDER), ("type", "input"), ("overwrite", "false")]
-    body = b"".join(f"--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n".encode()
-                    for k, v in fields)
-    kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    body += (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"{path.name}\"\r\n"
-             f"Content-Type: {kind}\r\n\r\n").encode() + path.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
-    request = urllib.request.Request(host.url + "/upload/image", data=body, method="POST",
-                                     headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
-    try:
-        with urllib.request.urlopen(request, timeout=120) as response:
-            answer = json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        raise HostError(f"upload of {path.name} refused: HTTP {exc.code} {exc.read()[:200]!r}", kind="http") from None
-    return f"{answer['subfolder']}/{answer['name']}" if answer.get("subfolder") else answer["name"]
-
-
-def download(host: ComfyHost, item: dict) -> bytes:
-    query = urllib.parse.urlencode({"filename": item["filename"], "subfolder": item.get("subfolder", ""),
-                                    "type": item.get("type", "output")})
-    with urllib.request.urlopen(f"{host.url}/view?{query}", timeout=120) as response:
-        return response.read()
 
 
 def saved_images(outputs: dict) -> list[dict]:
@@ -130,12 +64,12 @@ def short(exc: Exception) -> str:
 
 
 def edit_one(host, prompt: dict, image: Path, output_dir: Path, settings: dict) -> list[Path]:
-    run = with_inputs(prompt, image=upload(host, image), **settings)
+    run = with_inputs(prompt, image=host.upload(image, UPLOAD_FOLDER), **settings)
     items = saved_images(host.run(run))
     if not items:
         raise RuntimeError("the workflow saved no image: it needs a Save Image node")
     return [write_new(output_dir, f"{image.stem}_edited", Path(item["filename"]).suffix or ".png",
-                      download(host, item)) for item in items]
+                      host.download(item)) for item in items]
 
 
 def list_images(folder: Path) -> list[Path]:
@@ -149,7 +83,11 @@ def list_images(folder: Path) -> list[Path]:
 @contextmanager
 def connect(url: str | None):
     if url:
-        yield RunningHost(url).start()
+        try:
+            client = ComfyClient(url).check()
+        except HostError as exc:
+            raise SystemExit(f"--url: {exc}") from None
+        yield client
         return
     with tempfile.TemporaryDirectory(prefix="ip2p-batch-") as work, ComfyHost(work) as host:
         log.info("ComfyUI (%s) started in %.1f s", host.kind, host.startup_seconds)
@@ -161,7 +99,7 @@ def model_names(host, args, prompt: dict) -> dict:
     files = dict(args.model)
     if args.checkpoint is not None:
         files["checkpoint"] = args.checkpoint
-    if isinstance(host, RunningHost):
+    if not isinstance(host, ComfyHost):  # a server the user runs: names as it lists them
         return {kind: str(value) for kind, value in files.items()}
     uses_checkpoint = any(node["class_type"] == MODEL_FILES["checkpoint"][0] for node in prompt.values())
     if "checkpoint" not in files and uses_checkpoint:
@@ -219,7 +157,7 @@ def main(argv=None) -> int:
         if needs_mask and (args.mask is None or not args.mask.is_file()):
             raise SystemExit(f"{args.workflow.name} edits inside a mask: pass --mask PATH (an existing image file)")
         settings = dict(seed=args.seed, steps=args.steps, resolution=args.resolution,
-                        mask=upload(host, args.mask) if needs_mask else None, **model_names(host, args, prompt))
+                        mask=host.upload(args.mask, UPLOAD_FOLDER) if needs_mask else None, **model_names(host, args, prompt))
         log.info("editing %d image(s) from %s with %s", len(images), args.input_dir, args.workflow.name)
         for i, image in enumerate(images, 1):
             started = time.monotonic()

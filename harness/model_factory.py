@@ -38,7 +38,6 @@ import math
 import os
 import re
 import shutil
-import sys
 import tempfile
 import time
 import zlib
@@ -49,11 +48,8 @@ from typing import Any, Literal
 
 import torch
 
-if str(Path(__file__).resolve().parent.parent) not in sys.path:  # run as a script: find ip2p_core
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from ip2p_core.formats.diffusers_to_ldm import ldm_checkpoint  # noqa: E402
-from ip2p_core.training.trainable_model import comfy_tokenizer_dir  # noqa: E402
+from ip2p_core.formats.diffusers_to_ldm import ldm_checkpoint
+from ip2p_core.training.trainable_model import comfy_tokenizer_dir
 
 log = logging.getLogger(__name__)
 
@@ -310,7 +306,12 @@ def _file_lock(path: Path) -> Iterator[None]:
 
 
 def _build_into(root: Path, model: TinyModel) -> None:
-    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionInstructPix2PixPipeline, UNet2DConditionModel
+    from diffusers import (
+        AutoencoderKL,
+        EulerDiscreteScheduler,
+        StableDiffusionInstructPix2PixPipeline,
+        UNet2DConditionModel,
+    )
     from safetensors.torch import save_file
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 

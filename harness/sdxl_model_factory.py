@@ -42,7 +42,10 @@ from typing import Any
 
 import torch
 
-from model_factory import (
+from ip2p_core.formats.diffusers_to_ldm import UNET_PREFIX, vae_to_ldm
+from ip2p_core.training.trainable_model import comfy_tokenizer_dir
+
+from .model_factory import (
     COSXL_SIGMA_MAX,
     COSXL_SIGMA_MIN,
     DEFAULT_CACHE_ROOT,
@@ -58,9 +61,6 @@ from model_factory import (
     sd15_vae_config,
     sdxl_ip2p_unet_config,
 )
-
-from ip2p_core.formats.diffusers_to_ldm import UNET_PREFIX, vae_to_ldm
-from ip2p_core.training.trainable_model import comfy_tokenizer_dir
 
 log = logging.getLogger(__name__)
 
@@ -146,8 +146,12 @@ def _is_complete(model: SDXLFamily) -> bool:
 
 
 def _build_into(model: SDXLFamily, unet_file: Path) -> None:
-    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLInstructPix2PixPipeline
-    from diffusers import UNet2DConditionModel
+    from diffusers import (
+        AutoencoderKL,
+        EulerDiscreteScheduler,
+        StableDiffusionXLInstructPix2PixPipeline,
+        UNet2DConditionModel,
+    )
     from safetensors.torch import load_file, save_file
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 

@@ -2,7 +2,7 @@
 # Sets up .venv if needed and runs the whole test suite (unit, host and parity tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash tools/setup.sh
 # A fresh clone builds 5.9 GB of test models and needs up to 3.7 GB more while it runs (README, Tests):
 # say so up front, so that a full disk is recognised as the cause of what fails.
 echo "test: $(df -Pk . | awk 'NR == 2 {printf "%.1f", $4 / 1048576}') GB free here; a first run needs about 10 GB"

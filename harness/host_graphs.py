@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from comfy_host import HostError
+from tools.comfy_host import HostError
 
 
 def encoded(ckpt: str, image: str, instruction: str, loader: str = "IP2PCheckpointLoader") -> dict:

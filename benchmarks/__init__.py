@@ -1,0 +1,1 @@
+"""Measurements against ComfyUI's native nodes and diffusers (`python -m benchmarks.bench_edit`, ...)."""
