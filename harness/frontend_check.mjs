@@ -19,7 +19,7 @@ const job = JSON.parse(readFileSync(process.argv[2], 'utf8'));
 const browser = await chromium.launch({
   executablePath: job.chromium,
   args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-         '--disable-component-update'],
+         '--disable-component-update', '--disable-dev-shm-usage'],
 });
 const results = {};
 try {
