@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up .venv and the frontend check's tools if needed, and runs the whole test suite (unit,
-# host, parity, behaviour, workflow and frontend tests). Arguments go to pytest: -m "not host"
-# is the fast tier (no ComfyUI server).
+# host, parity, behaviour, workflow and frontend tests). Arguments go to pytest:
+# -m "not host and not slow" is the fast tier (no ComfyUI, no training run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/setup.sh

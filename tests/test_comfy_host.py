@@ -14,6 +14,7 @@ import pytest
 
 from tools.comfy_host import PACK_NAME, REPO_ROOT, ComfyHost, HostError
 
+pytestmark = pytest.mark.host
 PROBE_MESSAGE = "deliberate probe failure: 3 != 4 (harness smoke test)"
 
 TINY_PACK = textwrap.dedent('''

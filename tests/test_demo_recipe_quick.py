@@ -8,7 +8,11 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from ip2p_core import demo_model
+
+pytestmark = pytest.mark.slow
 
 COMMAND = [sys.executable, "-m", "ip2p_core.training.demo_recipe", "--quick"]
 

@@ -7,6 +7,7 @@ from ip2p_core.errors import IP2PUserError
 from ip2p_core.training.trainable_model import comfy_tokenizer_dir, load_model
 
 
+@pytest.mark.slow
 def test_single_file_gives_the_diffusers_folder_weights(tiny_sd):
     from_file = load_model(tiny_sd.checkpoint, comfy_tokenizer_dir())
     from_folder = load_model(tiny_sd.diffusers_dir)

@@ -298,6 +298,7 @@ def _load_warnings(log: list[str]) -> list[str]:
 _BENIGN = ("clip missing: ['clip_l.logit_scale', 'clip_l.transformer.text_projection.weight']",)
 
 
+@pytest.mark.host
 @pytest.mark.parametrize("in_channels,expected", [(8, "SD15_instructpix2pix"), (4, "BaseModel")])
 def test_comfy_detection_and_outputs(in_channels: int, expected: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     pytest.importorskip("comfy")
@@ -349,6 +350,7 @@ def test_unet_output_depends_on_image_and_text(ip2p: TinyModel) -> None:
     assert (other_text - base).std() > 0.1 * base.std()
 
 
+@pytest.mark.slow
 def test_reference_pipeline_runs(ip2p: TinyModel) -> None:
     from diffusers import StableDiffusionInstructPix2PixPipeline
 

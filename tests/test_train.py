@@ -32,6 +32,7 @@ def test_widened_sd_unet_ignores_the_image_channels_until_trained(small_sd):
         assert torch.equal(ip2p(torch.cat([x, image], 1), 10, text).sample, sd(x, 10, text).sample)
 
 
+@pytest.mark.slow
 def test_run_writes_a_loadable_ip2p_model_and_a_loss_log(small_sd, shape_pairs, tmp_path):
     result = train(options(small_sd, shape_pairs, tmp_path / "run"))
     log = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
@@ -44,6 +45,7 @@ def test_run_writes_a_loadable_ip2p_model_and_a_loss_log(small_sd, shape_pairs, 
     assert torch.equal(single["model.diffusion_model.input_blocks.0.0.weight"], trained.unet.conv_in.weight)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cache", [False, True], ids=["encoded-per-batch", "cached-encodings"])
 def test_resumed_run_equals_an_uninterrupted_one(small_sd, shape_pairs, tmp_path, cache):
     train(options(small_sd, shape_pairs, tmp_path / "straight", cache_encodings=cache))
@@ -60,6 +62,7 @@ def test_resumed_run_equals_an_uninterrupted_one(small_sd, shape_pairs, tmp_path
         load_file(str(tmp_path / "resumed" / "resumed.safetensors")).keys()
 
 
+@pytest.mark.slow
 def test_cached_encodings_are_each_item_encoded_alone(small_sd, shape_pairs):
     model = load_model(small_sd)
     pairs = read_pairs(shape_pairs)
