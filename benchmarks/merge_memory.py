@@ -23,6 +23,8 @@ from harness.host_graphs import pack_edit
 from harness.model_factory import DEFAULT_CACHE_ROOT, build_sd15_full_ip2p, build_sd15_ip2p
 from tools.comfy_host import ComfyHost
 
+from .proc_memory import memory_mb
+
 REPO = Path(__file__).resolve().parent.parent
 
 CKPT = "sd15_full_ip2p.safetensors"
@@ -39,13 +41,6 @@ def graph(merge: bool) -> dict:
     return prompt
 
 
-def peak_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM in /proc: Linux only")
-
-
 def measure(pack_dir: Path, checkpoint: Path, merge: bool, flags: list[str]) -> float:
     from PIL import Image
 
@@ -55,7 +50,7 @@ def measure(pack_dir: Path, checkpoint: Path, merge: bool, flags: list[str]) -> 
         Image.new("RGB", (64, 64), (90, 140, 200)).save(Path(work) / "input.png")
         host.add_input(Path(work) / "input.png")
         host.run(graph(merge), timeout=3600)
-        return peak_mb(host.proc.pid)
+        return memory_mb(host.proc.pid)["hwm"]
 
 
 def main(argv=None) -> None:
