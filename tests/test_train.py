@@ -9,7 +9,7 @@ from train_fixtures import shape_pairs, small_sd  # noqa: F401 (fixtures)
 
 from ip2p_core.errors import IP2PUserError
 from ip2p_core.training.paired_data import image_to_tensor, load_pair, read_pairs
-from ip2p_core.training.train import TrainOptions, parse_args, train
+from ip2p_core.training.train import ENCODINGS_FILE, TrainOptions, parse_args, train
 from ip2p_core.training.train_checkpoints import STATE_FILE, UNET_FILE
 from ip2p_core.training.train_step import FrozenEncoders, encode_text
 from ip2p_core.training.trainable_model import load_model, vae_moments
@@ -55,6 +55,7 @@ def test_resumed_run_equals_an_uninterrupted_one(small_sd, shape_pairs, tmp_path
     shutil.rmtree(tmp_path / "resumed" / "diffusers")
     (tmp_path / "resumed" / "resumed.safetensors").unlink()
     train(options(small_sd, shape_pairs, tmp_path / "resumed", resume="latest", cache_encodings=cache))
+    assert (tmp_path / "resumed" / ENCODINGS_FILE).is_file() == cache
     straight = load_file(str(tmp_path / "straight" / "checkpoints" / "step-00000003" / UNET_FILE))
     resumed = load_file(str(tmp_path / "resumed" / "checkpoints" / "step-00000003" / UNET_FILE))
     assert all(torch.equal(straight[k], resumed[k]) for k in straight)
@@ -77,6 +78,29 @@ def test_cached_encodings_are_each_item_encoded_alone(small_sd, shape_pairs):
     torch.testing.assert_close(cached.text(prompts), per_batch.text(prompts), rtol=1e-4, atol=1e-5)
     assert torch.equal(cached.moments(pixels.flip(0)), moments.flip(0))  # looked up by content
 
+
+
+@pytest.mark.slow
+def test_saved_encodings_are_taken_by_a_resumed_run_of_the_same_encoders_only(small_sd, shape_pairs, tmp_path,
+                                                                            monkeypatch):
+    pairs = read_pairs(shape_pairs)
+    pixels = torch.stack([image_to_tensor(load_pair(pair)[0]) for pair in pairs])
+    prompts = [pair.instruction for pair in pairs]
+    first = FrozenEncoders(load_model(small_sd), cache=True)
+    moments, text = first.moments(pixels), first.text(prompts)
+    first.save(tmp_path / "encodings.pt")
+
+    other_model = load_model(small_sd)
+    with torch.no_grad():
+        next(other_model.vae.parameters()).add_(1.0)
+    assert not FrozenEncoders(other_model, cache=True).load(tmp_path / "encodings.pt")
+
+    resumed = FrozenEncoders(load_model(small_sd), cache=True)
+    assert resumed.load(tmp_path / "encodings.pt")
+    refuse = lambda *args: pytest.fail("a saved encoding was computed again")  # noqa: E731
+    monkeypatch.setattr("ip2p_core.training.train_step.vae_moments", refuse)
+    monkeypatch.setattr("ip2p_core.training.train_step.encode_text", refuse)
+    assert torch.equal(resumed.moments(pixels), moments) and torch.equal(resumed.text(prompts), text)
 
 def test_bad_data_stops_the_run_and_keeps_the_last_checkpoint(small_sd, shape_pairs, tmp_path):
     data = shutil.copytree(shape_pairs, tmp_path / "data")

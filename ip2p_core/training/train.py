@@ -6,7 +6,8 @@
 The recipe of the InstructPix2Pix paper: `conv_in` widened from 4 to 8 channels with the
 new ones zeroed, VAE and text encoder frozen, conditioning dropout for both guidance
 terms. OUT gets `checkpoints/` (every --checkpoint-every steps; --resume latest picks up
-the newest), `train_log.jsonl`, and the result as `diffusers/` and `<OUT name>.safetensors`.
+the newest), `train_log.jsonl`, with --cache-encodings `encodings.pt`, and the result as
+`diffusers/` and `<OUT name>.safetensors`.
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from .trainable_model import load_model, save_model
 log = logging.getLogger(__name__)
 LOG_FILE = "train_log.jsonl"
 DIFFUSERS_DIR = "diffusers"
+ENCODINGS_FILE = "encodings.pt"  # the --cache-encodings cache, kept for a resumed run
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,12 @@ def train(options: TrainOptions) -> TrainResult:
     output.mkdir(parents=True, exist_ok=True)
     transform = PairTransform(options.resolution, options.center_crop, options.random_flip)
     encoders = FrozenEncoders(model, options.cache_encodings)
+    encodings = output / ENCODINGS_FILE
+    if options.cache_encodings and options.resume is not None and encodings.is_file():
+        if encoders.load(encodings):
+            log.info("took the encodings cached in %s", encodings)
+        else:
+            log.warning("%s holds encodings of another VAE or text encoder: encoding again", encodings)
     empty_text = encode_text(model, [""])
     loss_value = float("nan")
     progress = _progress(start, options)
@@ -114,6 +122,8 @@ def train(options: TrainOptions) -> TrainResult:
             progress.set_postfix(loss=f"{loss_value:.4f}")
             if (step + 1) % options.checkpoint_every == 0 or step + 1 == options.steps:
                 save_checkpoint(output, step + 1, unet, optimizer, ema, options.keep_checkpoints)
+                if options.cache_encodings:
+                    encoders.save(encodings)
     except IP2PUserError as exc:
         kept = latest_checkpoint(output)
         raise IP2PUserError(f"{exc}. Training stopped at step {step}; "
@@ -195,7 +205,8 @@ def parse_args(argv: Optional[list[str]] = None) -> TrainOptions:
     add("--resume", help="'latest' or a checkpoint folder")
     add("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
     add("--cache-encodings", action="store_true",
-        help="encode each image and instruction once and keep it (small data sets drawn many times over)")
+        help="encode each image and instruction once and keep it, in OUT/encodings.pt for a resumed run "
+             "(small data sets drawn many times over)")
     args = parser.parse_args(argv)
     if args.resolution % 8:
         parser.error(f"--resolution must be a multiple of 8, got {args.resolution}")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -43,14 +45,41 @@ class FrozenEncoders:
 
     With `cache`, each instruction and each (transformed) image is encoded once, alone, and
     kept: for data sets drawn many times over, such as the synthetic demo pairs, that is most
-    of a step's work saved. Encoding each alone makes a cached value bit for bit what a resumed
-    run computes again. Without it, every batch is encoded as a whole.
+    of a step's work saved (on a CPU the demo's images cost as much to encode as the UNet's
+    step). Encoding each alone makes a cached value bit for bit what a resumed run computes
+    again; `save` keeps the cache for that run, so it need not. Without `cache`, every batch
+    is encoded as a whole.
     """
 
     def __init__(self, model: TrainableModel, cache: bool = False):
         self.model, self.cache = model, cache
         self._text: dict[str, Tensor] = {}
         self._moments: dict[bytes, Tensor] = {}
+
+    def save(self, path: Path) -> None:
+        """Writes the cache, tagged with the frozen encoders' weights it holds values of."""
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save({"encoders": self._fingerprint, "text": self._text,
+                    "moments": {key.hex(): value for key, value in self._moments.items()}}, tmp)
+        tmp.replace(path)
+
+    def load(self, path: Path) -> bool:
+        """Takes a saved cache if its encoders are these; False (and nothing taken) otherwise."""
+        saved = torch.load(path, map_location=self.model.vae.device, weights_only=True)
+        if saved["encoders"] != self._fingerprint:
+            return False
+        self._text.update(saved["text"])
+        self._moments.update({bytes.fromhex(key): value for key, value in saved["moments"].items()})
+        return True
+
+    @cached_property
+    def _fingerprint(self) -> str:
+        digest = hashlib.blake2b(digest_size=16)
+        for module in (self.model.vae, self.model.text_encoder):
+            for name, tensor in module.state_dict().items():
+                digest.update(name.encode())
+                digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+        return digest.hexdigest()
 
     def text(self, prompts: list[str]) -> Tensor:
         if not self.cache:
