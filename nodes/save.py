@@ -7,17 +7,10 @@ import comfy.sd
 import folder_paths
 
 from ..ip2p_core.errors import IP2PUserError
+from ..ip2p_core.output_names import free_path
 
 log = logging.getLogger(__name__)
 CHECKPOINTS = "checkpoints"
-
-
-def free_path(folder: Path, prefix: str) -> Path:
-    """`prefix_00001.safetensors`, or the next number free: an existing file is never overwritten."""
-    n = 1
-    while (folder / f"{prefix}_{n:05d}.safetensors").exists():
-        n += 1
-    return folder / f"{prefix}_{n:05d}.safetensors"
 
 
 def save_folder(filename_prefix: str) -> tuple[Path, str, str]:
@@ -63,7 +56,7 @@ class IP2PSaveCheckpoint:
 
     def save(self, model, clip, vae, filename_prefix):
         folder, name, subfolder = save_folder(filename_prefix)
-        path = free_path(folder, name)
+        path = free_path(folder, name, ".safetensors", always_numbered=True)
         comfy.sd.save_checkpoint(str(path), model, clip, vae, metadata={"modelspec.architecture": "instruct-pix2pix"})
         log.info("IP2P: saved %s", path)
         return {"ui": {"checkpoints": [{"filename": path.name, "subfolder": subfolder, "type": "output"}]}}

@@ -22,9 +22,11 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from ip2p_core.output_names import free_path
+
 from .comfy_client import ComfyClient, HostError
 from .comfy_host import ComfyHost
-from .run_common import INSTRUCTION_HELP, find_checkpoint, free_name, generated_checkpoint, with_instructions
+from .run_common import INSTRUCTION_HELP, find_checkpoint, generated_checkpoint, with_instructions
 from .ui_workflow import WorkflowFormatError, load_any
 from .workflow_inputs import MODEL_FILES, with_inputs
 
@@ -47,7 +49,7 @@ def saved_images(outputs: dict) -> list[dict]:
 def write_new(folder: Path, stem: str, suffix: str, data: bytes) -> Path:
     """Writes `data` under a name no file has yet, even if another process writes there too."""
     while True:
-        target = free_name(folder, stem, suffix)
+        target = free_path(folder, stem, suffix)
         try:
             with open(target, "xb") as f:
                 f.write(data)

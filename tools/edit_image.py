@@ -14,8 +14,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ip2p_core.output_names import free_path
+
 from .comfy_host import REPO_ROOT, ComfyHost, HostError
-from .run_common import INSTRUCTION_HELP, find_checkpoint, free_name, generated_checkpoint, with_instructions
+from .run_common import INSTRUCTION_HELP, find_checkpoint, generated_checkpoint, with_instructions
 from .workflow_inputs import load_workflow, with_inputs
 
 log = logging.getLogger("ip2p.edit")
@@ -58,7 +60,7 @@ def main(argv=None) -> int:
         images = [p for p in host.output_files(outputs, types=["output"]) if p.suffix == ".png"]
         args.output.mkdir(parents=True, exist_ok=True)
         for image in images:
-            target = free_name(args.output, f"{args.image.stem}_edited", ".png")
+            target = free_path(args.output, f"{args.image.stem}_edited", ".png")
             shutil.copyfile(image, target)
             log.info("wrote %s", target)
     return 0 if images else 1

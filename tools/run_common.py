@@ -40,12 +40,3 @@ def generated_checkpoint() -> Path:
                 "using a GENERATED random-weight SD1.5 IP2P model. The edit runs end to end, but the "
                 "picture will be noise-like.", " or ".join(REAL_CHECKPOINT_NAMES))
     return build_sd15_ip2p(REPO_ROOT / ".cache" / "test_models").checkpoint
-
-
-def free_name(folder: Path, stem: str, suffix: str) -> Path:
-    """`stem.suffix` in `folder`, or `stem_1.suffix`, ...: never overwrites an earlier result."""
-    path, n = folder / f"{stem}{suffix}", 0
-    while path.exists():
-        n += 1
-        path = folder / f"{stem}_{n}{suffix}"
-    return path
