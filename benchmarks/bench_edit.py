@@ -585,6 +585,13 @@ def markdown(data: dict, command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _name_and_value(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=VALUE (e.g. MALLOC_MMAP_MAX_=0)")
+    return name, value
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -600,7 +607,7 @@ def parse_args(argv=None):
     parser.add_argument("--image-cfg", type=float, default=1.5)
     parser.add_argument("--host-arg", dest="host_args", action="append",
                         help=f"a flag for both ComfyUI hosts, repeatable (default {' '.join(DEFAULT_HOST_ARGS)})")
-    parser.add_argument("--host-env", type=lambda text: tuple(text.split("=", 1)), action="append", default=[],
+    parser.add_argument("--host-env", type=_name_and_value, action="append", default=[],
                         metavar="NAME=VALUE", help="an environment variable both ComfyUI hosts start with, repeatable "
                                                    "(e.g. MALLOC_MMAP_MAX_=0)")
     parser.add_argument("--pack-dir", type=Path, default=REPO, help="the pack the hosts load (default: this checkout)")
