@@ -22,8 +22,8 @@ file loses nothing and both formats hold exactly the same values. The UNet is st
 fp32 in the LDM file (ComfyUI then runs it in fp32 on the CPU); the diffusers folder is
 all fp16, half the disk: diffusers and transformers load it as fp32 unless told otherwise.
 
-Builds are cached under `cache_root/<factory_version()>/`; the version hashes this file
-and `ip2p_core/formats/diffusers_to_ldm.py`, so editing the factory invalidates old builds (the test session
+Builds are cached under `cache_root/<factory_version()>/`; the version hashes this file and the
+format modules it writes with (key maps, noise schedule), so editing them invalidates old builds (the test session
 deletes them: `prune_stale_builds`). A build is written to a temporary directory and renamed into
 place, so a half-written model is never used.
 """
@@ -48,6 +48,8 @@ from typing import Any, Literal
 
 import torch
 
+from ip2p_core.formats import diffusers_folder, diffusers_to_ldm
+from ip2p_core.formats.diffusers_folder import SD15_NOISE_SCHEDULE
 from ip2p_core.formats.diffusers_to_ldm import ldm_checkpoint
 from ip2p_core.training.trainable_model import comfy_tokenizer_dir
 
@@ -81,7 +83,6 @@ class TinyModel:
     unet_config: dict[str, Any] = field(hash=False)  # UNet2DConditionModel(**unet_config)
     vae_config: dict[str, Any] = field(hash=False)  # AutoencoderKL(**vae_config)
     text_encoder_config: dict[str, Any] = field(hash=False)  # CLIPTextConfig(**text_encoder_config)
-    scheduler_config: dict[str, Any] = field(hash=False)  # EulerDiscreteScheduler(**scheduler_config)
 
 
 def sd15_unet_config(in_channels: int = 8) -> dict[str, Any]:
@@ -150,24 +151,11 @@ def sd15_text_encoder_config() -> dict[str, Any]:
     }
 
 
-def sd15_scheduler_config() -> dict[str, Any]:
-    """SD1.5's noise schedule for EulerDiscreteScheduler."""
-    return {
-        "num_train_timesteps": 1000,
-        "beta_start": 0.00085,
-        "beta_end": 0.012,
-        "beta_schedule": "scaled_linear",
-        "prediction_type": "epsilon",
-        "steps_offset": 1,
-    }
-
-
 def factory_version() -> str:
-    """Cache directory name: changes whenever this file or the key mapping changes."""
+    """Cache directory name: changes whenever the code that decides the files' bytes changes."""
     digest = hashlib.sha256()
-    here = Path(__file__).resolve().parent
-    for name in ("model_factory.py", "../ip2p_core/formats/diffusers_to_ldm.py"):
-        digest.update((here / name).read_bytes())
+    for module in (__file__, diffusers_to_ldm.__file__, diffusers_folder.__file__):
+        digest.update(Path(module).read_bytes())
     return f"v{FACTORY_VERSION}-{digest.hexdigest()[:12]}"
 
 
@@ -278,7 +266,6 @@ def _describe(root: Path, name: str, in_channels: int, unet_config: dict[str, An
         unet_config=unet_config or sd15_unet_config(in_channels),
         vae_config=sd15_vae_config(),
         text_encoder_config=sd15_text_encoder_config(),
-        scheduler_config=sd15_scheduler_config(),
     )
 
 
@@ -331,7 +318,7 @@ def _build_into(root: Path, model: TinyModel) -> None:
         merges_file=str(tokenizer_files / "merges.txt"),
         model_max_length=77,
     )
-    scheduler = EulerDiscreteScheduler(**model.scheduler_config)
+    scheduler = EulerDiscreteScheduler.from_config(SD15_NOISE_SCHEDULE)
     pipe = StableDiffusionInstructPix2PixPipeline(
         vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
         safety_checker=None, feature_extractor=None, requires_safety_checker=False,

@@ -42,6 +42,7 @@ from typing import Any
 
 import torch
 
+from ip2p_core.formats.diffusers_folder import SD15_NOISE_SCHEDULE
 from ip2p_core.formats.diffusers_to_ldm import UNET_PREFIX, vae_to_ldm
 from ip2p_core.training.trainable_model import comfy_tokenizer_dir
 
@@ -56,7 +57,6 @@ from .model_factory import (
     build_sdxl_ip2p_unet,
     factory_version,
     randomise_,
-    sd15_scheduler_config,
     sd15_text_encoder_config,
     sd15_vae_config,
     sdxl_ip2p_unet_config,
@@ -179,7 +179,7 @@ def _build_into(model: SDXLFamily, unet_file: Path) -> None:
                                 model_max_length=77, **extra) for extra in ({}, {"pad_token": "!"})]
     StableDiffusionXLInstructPix2PixPipeline(
         vae=vae, text_encoder=clip_l, text_encoder_2=clip_g, tokenizer=tokenizers[0], tokenizer_2=tokenizers[1],
-        unet=unet, scheduler=EulerDiscreteScheduler(**sd15_scheduler_config()), add_watermarker=False,
+        unet=unet, scheduler=EulerDiscreteScheduler.from_config(SD15_NOISE_SCHEDULE), add_watermarker=False,
     ).save_pretrained(model.diffusers_dir, safe_serialization=True)
 
     state = {UNET_PREFIX + k: v for k, v in load_file(str(unet_file)).items()}

@@ -17,10 +17,9 @@ import folder_paths
 from ..ip2p_core.errors import IP2PUserError
 from ..ip2p_core.formats.checkpoint_info import read_state_dict, read_tensor_shapes, require_ip2p_unet
 from ..ip2p_core.formats.diffusers_folder import find_parts
-from ..ip2p_core.formats.diffusers_to_ldm import UNET_PREFIX, infer_unet_config
+from ..ip2p_core.formats.diffusers_to_ldm import UNET_PREFIX, infer_unet_config, unet_to_ldm
 from ..ip2p_core.formats.ema_weights import CHOICES as EMA_CHOICES
 from ..ip2p_core.formats.ema_weights import ema_names
-from ..ip2p_core.formats.sdxl_to_ldm import any_unet_to_ldm
 from . import host
 
 log = logging.getLogger(__name__)
@@ -63,7 +62,7 @@ def _unet_weights(state_dict: dict, name: str) -> dict:
     if "conv_in.weight" not in state_dict:
         return state_dict
     try:
-        return any_unet_to_ldm(state_dict, infer_unet_config(state_dict.keys()), prefix="")
+        return unet_to_ldm(state_dict, infer_unet_config(state_dict.keys()), prefix="")
     except KeyError as exc:
         raise IP2PUserError(f"{name}: unknown diffusers UNet layout ({exc.args[0]})") from None
 

@@ -225,7 +225,7 @@ def test_vae_mapping_inverts_diffusers_converter() -> None:
 
 def test_unknown_keys_are_errors() -> None:
     with pytest.raises(KeyError):
-        ldm_keys.unet_key_to_ldm("add_embedding.linear_1.weight", sd15_unet_config(8))
+        ldm_keys.unet_key_to_ldm("some_module.weight", sd15_unet_config(8))
     with pytest.raises(KeyError):
         ldm_keys.vae_key_to_ldm("encoder.something.weight", sd15_vae_config())
 

@@ -16,8 +16,7 @@ from harness.sdxl_model_factory import (
     dig_holes,
     openclip_text_state,
 )
-from ip2p_core.formats.diffusers_to_ldm import infer_unet_config
-from ip2p_core.formats.sdxl_to_ldm import any_unet_to_ldm
+from ip2p_core.formats.diffusers_to_ldm import infer_unet_config, unet_to_ldm
 
 UNET_PREFIX = "model.diffusion_model."
 
@@ -37,7 +36,7 @@ def test_the_build_is_cached(family):
 def test_diffusers_unet_maps_to_the_checkpoint_unet_and_model_factory_unet(family):
     diffusers = load_file(str(family.diffusers_dir / "unet" / "diffusion_pytorch_model.safetensors"))
     assert "add_embedding.linear_1.weight" in diffusers  # SDXL's addition embedding
-    mapped = any_unet_to_ldm(diffusers, infer_unet_config(diffusers.keys()))
+    mapped = unet_to_ldm(diffusers, infer_unet_config(diffusers.keys()))
     unet_only = load_file(str(build_sdxl_ip2p_unet(MODEL_CACHE).unet))
     assert mapped.keys() == {UNET_PREFIX + k for k in unet_only}
     with safe_open(str(family.sdxl_checkpoint), framework="pt") as checkpoint:
@@ -49,7 +48,7 @@ def test_diffusers_unet_maps_to_the_checkpoint_unet_and_model_factory_unet(famil
 
 def test_unknown_addition_embedding_key_is_refused():
     with pytest.raises(KeyError, match="add_embedding.linear_3.weight"):
-        any_unet_to_ldm({"add_embedding.linear_3.weight": torch.zeros(1)}, infer_unet_config(["down_blocks.0.resnets.0.x"]))
+        unet_to_ldm({"add_embedding.linear_3.weight": torch.zeros(1)}, infer_unet_config(["down_blocks.0.resnets.0.x"]))
 
 
 def test_cosxl_checkpoint_is_the_sdxl_one_plus_the_edm_keys(family):

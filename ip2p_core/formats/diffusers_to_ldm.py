@@ -2,11 +2,13 @@
 
 ComfyUI detects SD1.5 InstructPix2Pix only from LDM-layout UNets, while IP2P models are
 often published as diffusers folders (MagicBrush, timbrooks/instruct-pix2pix); the loaders
-convert those, and the test-model factory writes LDM single files with it. The mapping follows the layout of
-diffusers' `convert_diffusers_to_original_stable_diffusion.py`, but is computed from the
-model config so it holds for any number of levels and `layers_per_block` (the tiny test
-UNet has two levels, SD1.5 has four). Every key must map: an unknown key raises KeyError
-rather than being dropped, so a silently incomplete checkpoint cannot be written.
+convert those, and the test-model factory writes LDM single files with it. SDXL-family folders
+(SDXL IP2P, CosXL Edit) too: ComfyUI detects a diffusers-layout SDXL UNet only at the configs it
+lists, but any SDXL-shaped UNet in LDM layout. The mapping follows the layout of diffusers'
+`convert_diffusers_to_original_stable_diffusion.py`, but is computed from the model config so it
+holds for any number of levels and `layers_per_block` (the tiny test UNet has two levels, SD1.5
+has four); SDXL adds one module, the addition embedding. Every key must map: an unknown key
+raises KeyError rather than being dropped, so a silently incomplete checkpoint cannot be written.
 """
 from __future__ import annotations
 
@@ -38,6 +40,9 @@ _UNET_TOP = {
     "conv_in": "input_blocks.0.0",
     "conv_norm_out": "out.0",
     "conv_out": "out.2",
+    # SDXL's addition embedding (pooled text and image sizes), as LDM's label_emb Sequential numbers it.
+    "add_embedding.linear_1": "label_emb.0.0",
+    "add_embedding.linear_2": "label_emb.0.2",
 }
 # diffusers VAE attention names -> LDM AttnBlock names (LDM uses 1x1 convs).
 _VAE_ATTN = {"group_norm": "norm", "to_q": "q", "to_k": "k", "to_v": "v", "to_out.0": "proj_out"}

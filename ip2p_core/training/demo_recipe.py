@@ -30,13 +30,14 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .. import demo_model
+from ..formats.diffusers_folder import SD15_NOISE_SCHEDULE
 from ..formats.diffusers_to_ldm import VAE_PREFIX, ldm_checkpoint
 from ..formats.latents import Family
 from .paired_data import image_to_tensor, load_pair, read_pairs
 from .synthetic_shapes import make_pairs, write_pair_folder
 from .train import TrainOptions, train
 from .train_checkpoints import latest_checkpoint
-from .trainable_model import SD1_NOISE_SCHEDULE, comfy_tokenizer_dir, load_model
+from .trainable_model import comfy_tokenizer_dir, load_model
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +191,7 @@ def build_base(out: Path, vae_dir: Path, seed: int) -> Path:
     pipe = StableDiffusionInstructPix2PixPipeline(
         vae=AutoencoderTiny.from_pretrained(vae_dir), text_encoder=text_encoder.eval(),
         tokenizer=CLIPTokenizer.from_pretrained(str(comfy_tokenizer_dir())), unet=UNet2DConditionModel(**UNET_CONFIG),
-        scheduler=EulerAncestralDiscreteScheduler.from_config(SD1_NOISE_SCHEDULE), safety_checker=None,
+        scheduler=EulerAncestralDiscreteScheduler.from_config(SD15_NOISE_SCHEDULE), safety_checker=None,
         feature_extractor=None, requires_safety_checker=False)
     pipe.save_pretrained(out, safe_serialization=True)
     return out

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .trainable_model import SD1_NOISE_SCHEDULE
+from ..formats.diffusers_folder import SD15_NOISE_SCHEDULE
 
 UNET_CONFIG: dict[str, Any] = {
     "sample_size": 8,
@@ -70,7 +70,7 @@ def make_small_sd(out: Path, images: Tensor, tokenizer_dir: Path, vae_steps: int
     pipe = StableDiffusionPipeline(
         vae=vae.eval(), text_encoder=CLIPTextModel(CLIPTextConfig(**TEXT_ENCODER_CONFIG)).eval(),
         tokenizer=CLIPTokenizer.from_pretrained(str(tokenizer_dir)), unet=UNet2DConditionModel(**UNET_CONFIG),
-        scheduler=DDPMScheduler(**SD1_NOISE_SCHEDULE), safety_checker=None, feature_extractor=None,
+        scheduler=DDPMScheduler(**SD15_NOISE_SCHEDULE), safety_checker=None, feature_extractor=None,
         requires_safety_checker=False,
     )
     pipe.save_pretrained(out, safe_serialization=True)

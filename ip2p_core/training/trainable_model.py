@@ -20,7 +20,7 @@ from torch import Tensor
 from ..errors import IP2PUserError
 from ..formats.checkpoint_info import IP2P_IN_CHANNELS, read_state_dict
 from ..formats.conv_in import widen_conv_in
-from ..formats.diffusers_folder import find_parts
+from ..formats.diffusers_folder import SD15_NOISE_SCHEDULE, find_parts
 from ..formats.diffusers_to_ldm import ldm_checkpoint
 from ..formats.latents import Family
 from ..formats.ldm_to_diffusers import (
@@ -36,10 +36,6 @@ from ..formats.ldm_to_diffusers import (
 )
 
 SD_IN_CHANNELS = 4
-# SD1.x's training noise schedule, for single files, which carry no scheduler config.
-SD1_NOISE_SCHEDULE = {"num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.012,
-                      "beta_schedule": "scaled_linear", "prediction_type": "epsilon", "steps_offset": 1,
-                      "clip_sample": False}
 
 
 @dataclass
@@ -153,7 +149,7 @@ def _load_folder(folder: Path, tokenizer: Optional[Path]) -> TrainableModel:
         text_encoder=CLIPTextModel.from_pretrained(folder, subfolder="text_encoder"),
         tokenizer=_tokenizer(tokenizer or folder / "tokenizer", folder.name),
         noise_scheduler=DDPMScheduler.from_config(
-            json.loads(scheduler_config.read_text()) if scheduler_config.is_file() else SD1_NOISE_SCHEDULE),
+            json.loads(scheduler_config.read_text()) if scheduler_config.is_file() else SD15_NOISE_SCHEDULE),
     )
 
 
@@ -179,7 +175,7 @@ def _load_single_file(path: Path, tokenizer: Optional[Path]) -> TrainableModel:
     text_encoder = CLIPTextModel(CLIPTextConfig(**text_encoder_config_from_ldm(text_state)))
     text_encoder.load_state_dict(text_state)
     return TrainableModel(unet=unet, vae=vae, text_encoder=text_encoder,
-                          tokenizer=_tokenizer(tokenizer, path.name), noise_scheduler=DDPMScheduler(**SD1_NOISE_SCHEDULE))
+                          tokenizer=_tokenizer(tokenizer, path.name), noise_scheduler=DDPMScheduler(**SD15_NOISE_SCHEDULE))
 
 
 def comfy_tokenizer_dir() -> Path:
