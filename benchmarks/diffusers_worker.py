@@ -23,32 +23,14 @@ from pathlib import Path
 
 import torch
 
+from harness.diffusers_reference import (
+    SD15_LATENT_SCALE,
+    comfy_noise,
+    comfy_pipeline,
+    start_latents,
+)
+
 from .proc_memory import memory_mb, reset_peak
-
-SCALING = 0.18215
-
-
-def load(diffusers_dir: str):
-    from diffusers import EulerDiscreteScheduler, StableDiffusionInstructPix2PixPipeline
-
-    pipe = StableDiffusionInstructPix2PixPipeline.from_pretrained(
-        diffusers_dir, safety_checker=None, requires_safety_checker=False, torch_dtype=torch.float32)
-    # "trailing" spacing samples at the sigmas of ComfyUI's "simple" scheduler.
-    pipe.scheduler = EulerDiscreteScheduler.from_config(pipe.scheduler.config, timestep_spacing="trailing")
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
-
-
-def start_latents(pipe, seed: int, shape, steps: int) -> torch.Tensor:
-    """ComfyUI's initial noise for `seed`, scaled so the first noisy latent equals ComfyUI's.
-
-    ComfyUI draws randn(shape) from manual_seed(seed) and starts at noise * sqrt(1 + sigma_max^2);
-    diffusers multiplies the latents it is given by init_noise_sigma.
-    """
-    noise = torch.randn(shape, generator=torch.manual_seed(seed), dtype=torch.float32)
-    pipe.scheduler.set_timesteps(steps)
-    sigma = float(pipe.scheduler.sigmas[0])
-    return noise * ((1 + sigma ** 2) ** 0.5 / float(pipe.scheduler.init_noise_sigma))
 
 
 def edit(pipe, request: dict) -> dict:
@@ -79,15 +61,15 @@ def edit(pipe, request: dict) -> dict:
     try:
         started = time.perf_counter()
         picture = Image.open(request["image"]).convert("RGB")
-        latents = start_latents(pipe, request["seed"], (1, 4, picture.height // 8, picture.width // 8),
-                                request["steps"])
+        noise = comfy_noise((1, 4, picture.height // 8, picture.width // 8), request["seed"])
+        latents = start_latents(pipe, noise, request["steps"])
         with torch.no_grad():
             image = pipe(request["prompt"], image=picture, negative_prompt=request.get("negative") or None,
                          num_inference_steps=request["steps"], guidance_scale=request["text_cfg"],
                          image_guidance_scale=request["image_cfg"], latents=latents, output_type="pil",
                          callback_on_step_end=step_end).images[0]
         image.save(out_dir / f"diffusers_{request['tag']}.png", compress_level=4)  # SaveImage's level
-        save_file({"latent_tensor": (marks["latents"] / SCALING).contiguous()},
+        save_file({"latent_tensor": (marks["latents"] / SD15_LATENT_SCALE).contiguous()},
                   str(out_dir / f"diffusers_{request['tag']}.latent"))
         whole = time.perf_counter() - started
     finally:
@@ -103,7 +85,7 @@ def edit(pipe, request: dict) -> dict:
 
 
 def main() -> None:
-    pipe = load(sys.argv[1])
+    pipe = comfy_pipeline(sys.argv[1])
     reply = {"ready": True, "torch": torch.__version__, "threads": torch.get_num_threads(),
              "memory_mb": memory_mb()}
     print(json.dumps(reply), flush=True)

@@ -10,10 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from diffusers import EulerDiscreteScheduler, StableDiffusionInstructPix2PixPipeline
 from PIL import Image
 
-SCALING = 0.18215
+from harness.diffusers_reference import SD15_LATENT_SCALE, comfy_noise, comfy_pipeline, start_latents
 
 
 def relative_diff(a: torch.Tensor, reference: torch.Tensor) -> float:
@@ -22,28 +21,8 @@ def relative_diff(a: torch.Tensor, reference: torch.Tensor) -> float:
     return float((a - reference).abs().max() / reference.abs().max())
 
 
-@functools.lru_cache(maxsize=2)
-def pipeline(diffusers_dir: Path) -> StableDiffusionInstructPix2PixPipeline:
-    pipe = StableDiffusionInstructPix2PixPipeline.from_pretrained(
-        diffusers_dir, safety_checker=None, requires_safety_checker=False, torch_dtype=torch.float32)
-    # "trailing" spacing puts the steps on the training timesteps ComfyUI's "simple"
-    # scheduler uses (999, 999 - 1000/n, ...), so both sample at identical sigmas.
-    pipe.scheduler = EulerDiscreteScheduler.from_config(pipe.scheduler.config, timestep_spacing="trailing")
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
-
-
-def comfy_noise(shape, seed: int) -> torch.Tensor:
-    """The initial noise ComfyUI draws for a seed (comfy.sample.prepare_noise)."""
-    return torch.randn(shape, generator=torch.manual_seed(seed), dtype=torch.float32)
-
-
-def _start(pipe, noise: torch.Tensor, steps: int) -> torch.Tensor:
-    """ComfyUI starts at noise * sqrt(1 + sigma_max^2) at full denoise; diffusers multiplies its
-    `latents` by init_noise_sigma. Pre-scaling makes the first noisy latent the same in both."""
-    pipe.scheduler.set_timesteps(steps)
-    sigma = float(pipe.scheduler.sigmas[0])
-    return noise * ((1 + sigma ** 2) ** 0.5 / float(pipe.scheduler.init_noise_sigma))
+# One pipeline per folder for the whole session: loading it is most of a reference's cost.
+pipeline = functools.lru_cache(maxsize=2)(comfy_pipeline)
 
 
 def pipeline_latent(diffusers_dir: Path, image: Path, prompt: str, seed: int, steps: int,
@@ -53,8 +32,8 @@ def pipeline_latent(diffusers_dir: Path, image: Path, prompt: str, seed: int, st
     noise = comfy_noise((1, 4, picture.height // 8, picture.width // 8), seed)
     with torch.no_grad():
         out = pipe(prompt, image=picture, num_inference_steps=steps, guidance_scale=text_cfg,
-                   image_guidance_scale=image_cfg, latents=_start(pipe, noise, steps), output_type="latent")
-    return out.images / SCALING
+                   image_guidance_scale=image_cfg, latents=start_latents(pipe, noise, steps), output_type="latent")
+    return out.images / SD15_LATENT_SCALE
 
 
 def formula_latent(diffusers_dir: Path, image: Path, prompt: str, seed: int, steps: int,
@@ -74,7 +53,7 @@ def formula_latent(diffusers_dir: Path, image: Path, prompt: str, seed: int, ste
         texts = pipe.tokenizer([prompt, ""], padding="max_length", max_length=77, return_tensors="pt").input_ids
         text, empty = pipe.text_encoder(texts)[0].chunk(2)
         scheduler = pipe.scheduler
-        x = _start(pipe, comfy_noise(image_latent.shape, seed), steps) * scheduler.init_noise_sigma
+        x = start_latents(pipe, comfy_noise(image_latent.shape, seed), steps) * scheduler.init_noise_sigma
         for t, text_cfg, image_cfg in zip(scheduler.timesteps, text_cfgs, image_cfgs):
             scaled = scheduler.scale_model_input(x, t)
             batch = torch.cat([scaled] * 3)
@@ -86,4 +65,4 @@ def formula_latent(diffusers_dir: Path, image: Path, prompt: str, seed: int, ste
                 rescaled = eps * full.std(dim=(1, 2, 3), keepdim=True) / eps.std(dim=(1, 2, 3), keepdim=True)
                 eps = rescale * rescaled + (1 - rescale) * eps
             x = scheduler.step(eps, t, x).prev_sample
-    return x / SCALING
+    return x / SD15_LATENT_SCALE
