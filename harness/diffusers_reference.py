@@ -19,10 +19,16 @@ SD15_LATENT_SCALE = 0.18215
 
 def comfy_pipeline(diffusers_dir: Path | str):
     """`StableDiffusionInstructPix2PixPipeline` from a folder, in fp32, sampling at ComfyUI's sigmas."""
-    from diffusers import EulerDiscreteScheduler, StableDiffusionInstructPix2PixPipeline
+    from diffusers import StableDiffusionInstructPix2PixPipeline
 
-    pipe = StableDiffusionInstructPix2PixPipeline.from_pretrained(
-        diffusers_dir, safety_checker=None, requires_safety_checker=False, torch_dtype=torch.float32)
+    return like_comfy(StableDiffusionInstructPix2PixPipeline.from_pretrained(
+        diffusers_dir, safety_checker=None, requires_safety_checker=False, torch_dtype=torch.float32))
+
+
+def like_comfy(pipe):
+    """`pipe` with Euler at the sigmas of ComfyUI's "simple" scheduler, and no progress bar."""
+    from diffusers import EulerDiscreteScheduler
+
     pipe.scheduler = EulerDiscreteScheduler.from_config(pipe.scheduler.config, timestep_spacing="trailing")
     pipe.set_progress_bar_config(disable=True)
     return pipe
