@@ -9,7 +9,7 @@ from train_fixtures import shape_pairs, small_sd  # noqa: F401 (fixtures)
 
 from ip2p_core.errors import IP2PUserError
 from ip2p_core.training.paired_data import image_to_tensor, load_pair, read_pairs
-from ip2p_core.training.train import ENCODINGS_FILE, TrainOptions, parse_args, train
+from ip2p_core.training.train import ENCODINGS_FILE, TrainOptions, learning_rate, parse_args, train
 from ip2p_core.training.train_checkpoints import STATE_FILE, UNET_FILE
 from ip2p_core.training.train_step import FrozenEncoders, encode_text
 from ip2p_core.training.trainable_model import load_model, vae_moments
@@ -34,9 +34,10 @@ def test_widened_sd_unet_ignores_the_image_channels_until_trained(small_sd):
 
 @pytest.mark.slow
 def test_run_writes_a_loadable_ip2p_model_and_a_loss_log(small_sd, shape_pairs, tmp_path):
-    result = train(options(small_sd, shape_pairs, tmp_path / "run"))
+    result = train(options(small_sd, shape_pairs, tmp_path / "run", lr_decay_steps=2))
     log = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
     assert [entry["step"] for entry in log] == [1, 2, 3] and all(entry["loss"] > 0 for entry in log)
+    assert [entry["lr"] for entry in log] == pytest.approx([1e-3, 1e-3, 5e-4])
     trained = load_model(result.diffusers_dir)
     assert trained.unet.config.in_channels == 8
     assert not torch.equal(trained.unet.conv_in.weight[:, 4:], torch.zeros_like(trained.unet.conv_in.weight[:, 4:]))
@@ -139,3 +140,14 @@ def test_command_line(tmp_path, capsys):
     with pytest.raises(SystemExit):
         parse_args(["--model", "m", "--data", "d", "--output", "o", "--resolution", "100"])
     assert "multiple of 8" in capsys.readouterr().err
+    assert parse_args(["--model", "m", "--data", "d", "--output", "o", "--lr-decay-steps", "3"]).lr_decay_steps == 3
+    with pytest.raises(SystemExit):
+        parse_args(["--model", "m", "--data", "d", "--output", "o", "--lr-decay-steps", "-1"])
+    assert "--lr-decay-steps must be 0 or more" in capsys.readouterr().err
+
+
+def test_learning_rate_is_constant_then_falls_linearly_over_the_last_steps():
+    run = TrainOptions(model="m", data="d", output="o", learning_rate=1e-3, steps=10, lr_decay_steps=4)
+    assert [learning_rate(run, step) for step in range(10)] == pytest.approx([1e-3] * 7 + [7.5e-4, 5e-4, 2.5e-4])
+    constant = TrainOptions(model="m", data="d", output="o", learning_rate=1e-3, steps=10)
+    assert {learning_rate(constant, step) for step in range(10)} == {1e-3}

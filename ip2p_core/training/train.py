@@ -46,6 +46,7 @@ class TrainOptions:
     batch_size: int = 4
     gradient_accumulation: int = 1
     learning_rate: float = 5e-5
+    lr_decay_steps: int = 0  # the run's last this many steps lower the rate linearly to zero
     weight_decay: float = 1e-2
     max_grad_norm: float = 1.0
     steps: int = 1000
@@ -105,6 +106,9 @@ def train(options: TrainOptions) -> TrainResult:
     try:
         for step in range(start, options.steps):
             optimizer.zero_grad(set_to_none=True)
+            rate = learning_rate(options, step)
+            for group in optimizer.param_groups:
+                group["lr"] = rate
             loss_value = 0.0
             for micro in range(options.gradient_accumulation):
                 generator = torch.Generator().manual_seed(_draw_seed(options.seed, step, micro))
@@ -117,7 +121,7 @@ def train(options: TrainOptions) -> TrainResult:
             optimizer.step()
             if ema is not None:
                 ema.step(unet.parameters())
-            _log_loss(output, step + 1, loss_value)
+            _log_loss(output, step + 1, loss_value, rate)
             progress.update(1)
             progress.set_postfix(loss=f"{loss_value:.4f}")
             if (step + 1) % options.checkpoint_every == 0 or step + 1 == options.steps:
@@ -164,9 +168,19 @@ def _check_finite(loss: float, step: int) -> None:
                             "or check the data for blank or corrupt images")
 
 
-def _log_loss(output: Path, step: int, loss: float) -> None:
+def learning_rate(options: TrainOptions, step: int) -> float:
+    """The rate of the update that makes step `step + 1`: constant, then (--lr-decay-steps) down
+    linearly over the run's last steps, the last update at 1/N of it. A function of the step
+    alone, so a resumed run follows it exactly; raising --steps later moves the decay too."""
+    remaining = options.steps - step
+    if options.lr_decay_steps and remaining < options.lr_decay_steps:
+        return options.learning_rate * remaining / options.lr_decay_steps
+    return options.learning_rate
+
+
+def _log_loss(output: Path, step: int, loss: float, rate: float) -> None:
     with (output / LOG_FILE).open("a", encoding="utf-8") as handle:
-        handle.write(json.dumps({"step": step, "loss": loss}) + "\n")
+        handle.write(json.dumps({"step": step, "loss": loss, "lr": rate}) + "\n")
 
 
 def _progress(start: int, options: TrainOptions):
@@ -193,6 +207,8 @@ def parse_args(argv: Optional[list[str]] = None) -> TrainOptions:
     add("--batch-size", type=int, default=4)
     add("--gradient-accumulation", type=int, default=1)
     add("--learning-rate", type=float, default=5e-5)
+    add("--lr-decay-steps", type=int, default=0, metavar="N",
+        help="lower the learning rate linearly to zero over the run's last N steps (default 0: constant)")
     add("--weight-decay", type=float, default=1e-2)
     add("--max-grad-norm", type=float, default=1.0)
     add("--steps", type=int, default=1000, help="optimiser steps in all (a resumed run continues to this)")
@@ -213,6 +229,8 @@ def parse_args(argv: Optional[list[str]] = None) -> TrainOptions:
     for name in ("batch_size", "gradient_accumulation", "steps", "checkpoint_every", "keep_checkpoints"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.lr_decay_steps < 0:
+        parser.error(f"--lr-decay-steps must be 0 or more, got {args.lr_decay_steps}")
     columns = Columns(args.original_column, args.instruction_column, args.edited_column)
     values = {k: v for k, v in vars(args).items() if not k.endswith("_column")}
     return TrainOptions(columns=columns, **values)
