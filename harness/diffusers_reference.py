@@ -13,8 +13,10 @@ from pathlib import Path
 
 import torch
 
+from ip2p_core.formats.latents import Family
+
 # SD1.5's VAE scale: diffusers returns scaled latents, ComfyUI's LATENT holds them unscaled.
-SD15_LATENT_SCALE = 0.18215
+SD15_LATENT_SCALE = Family.SD15.value.scaling_factor
 
 
 def comfy_pipeline(diffusers_dir: Path | str):
