@@ -2,12 +2,14 @@
 from .color import IP2PColorMatch
 from .decode import IP2PDecode
 from .encode import IP2PEncode, IP2PEncodeText
+from .fewer_passes import IP2PFewerPassesCustom
 from .guider import IP2PGuider
 from .loader import IP2PCheckpointLoader, IP2PDiffusersLoader, IP2PUNetLoader
 from .make_model import IP2PAddDifference, IP2PFromSDModel
 from .sampler import IP2PSampler
 from .save import IP2PSaveCheckpoint
 from .schedule import IP2PGuidanceSchedule
+from .step_cache import IP2PStepCache
 
 # Node ids are saved in users' workflows: never rename one, add a new id instead.
 NODE_CLASS_MAPPINGS = {
@@ -24,6 +26,8 @@ NODE_CLASS_MAPPINGS = {
     "IP2PFromSDModel": IP2PFromSDModel,
     "IP2PAddDifference": IP2PAddDifference,
     "IP2PSaveCheckpoint": IP2PSaveCheckpoint,
+    "IP2PFewerPassesCustom": IP2PFewerPassesCustom,
+    "IP2PStepCache": IP2PStepCache,
 }
 
 NODE_DISPLAY_NAME_MAPPINGS = {
@@ -40,4 +44,6 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "IP2PFromSDModel": "IP2P from SD Model (widen conv_in)",
     "IP2PAddDifference": "IP2P Add Difference (merge a fine-tune)",
     "IP2PSaveCheckpoint": "IP2P Save Checkpoint",
+    "IP2PFewerPassesCustom": "IP2P Fewer Passes (custom)",
+    "IP2PStepCache": "IP2P Step Cache",
 }

@@ -8,11 +8,13 @@ from typing import Optional
 
 import comfy.samplers
 
+from ..ip2p_core.inference.fewer_passes import PassPlan, PassSaving
 from ..ip2p_core.inference.guidance import add_text_guidance, needed_predictions, rescale_guidance
 from ..ip2p_core.inference.schedule import CfgSchedule, step_index
 from . import host
 from .attention import with_pytorch_attention
 from .conditioning import image_latent, with_values, without_image
+from .step_cache import with_step_cache
 
 
 class DualCFGGuider(comfy.samplers.CFGGuider):
@@ -20,7 +22,8 @@ class DualCFGGuider(comfy.samplers.CFGGuider):
 
     full = positive (instruction + image), image = negative (empty text + image),
     uncond = negative without the image (the model then sees a zero image latent).
-    A prediction whose weight is zero at a step is not computed.
+    A prediction whose weight is zero at a step is not computed; a PassSaving turns terms off
+    (inference/fewer_passes.py) so that more weights are zero.
     """
 
     def set_conds(self, positive, negative):
@@ -29,8 +32,9 @@ class DualCFGGuider(comfy.samplers.CFGGuider):
         image_only = with_values(negative, prompt_type="negative")
         self.inner_set_conds({"positive": positive, "image": image_only, "negative": without_image(negative)})
 
-    def set_cfg(self, text_cfg: CfgSchedule, image_cfg: CfgSchedule, rescale: float = 0.0):
-        self.text_cfg, self.image_cfg, self.rescale = text_cfg, image_cfg, rescale
+    def set_cfg(self, text_cfg: CfgSchedule, image_cfg: CfgSchedule, rescale: float = 0.0,
+                saving: PassSaving = PassSaving()):
+        self.text_cfg, self.image_cfg, self.rescale, self.saving = text_cfg, image_cfg, rescale, saving
 
     def sample(self, noise, latent_image, sampler, sigmas, *args, **kwargs):
         # The scales of each step are fixed here, where the step count is known, so a schedule
@@ -38,11 +42,13 @@ class DualCFGGuider(comfy.samplers.CFGGuider):
         steps = len(sigmas) - 1
         self.step_sigmas = [float(s) for s in sigmas]
         self.step_scales = list(zip(self.text_cfg.per_step(steps), self.image_cfg.per_step(steps))) if steps else []
+        self.plan = PassPlan(self.saving, self.model_patcher.get_model_object("model_sampling").percent_to_sigma)
         return super().sample(noise, latent_image, sampler, sigmas, *args, **kwargs)
 
     def predict_noise(self, x, timestep, model_options=None, seed=None):
         model_options = {} if model_options is None else model_options
-        text_cfg, image_cfg = self.step_scales[step_index(self.step_sigmas, float(timestep.max()))]
+        sigma = float(timestep.max())
+        text_cfg, image_cfg = self.plan.scales(sigma, *self.step_scales[step_index(self.step_sigmas, sigma)])
         uncond_needed, image_needed, full_needed = self._needed(text_cfg, image_cfg, model_options)
         # In the hosts' order: [cond, uncond, extra], cond_scale scaling cond - uncond.
         needed = {"positive": full_needed, "image": image_needed, "negative": uncond_needed}
@@ -52,6 +58,7 @@ class DualCFGGuider(comfy.samplers.CFGGuider):
             out = fn({"conds": conds, "conds_out": out, "cond_scale": text_cfg, "timestep": timestep,
                       "input": x, "sigma": timestep, "model": self.inner_model, "model_options": model_options})
         full, image, uncond = out
+        self.plan.observe(x, *(prediction if cond is not None else None for prediction, cond in zip(out, conds)))
         # The image term is a plain two-term CFG: computed by the host so that CFG patches
         # (sampler_cfg_function, post-CFG hooks) apply to it as in the host's dual-CFG guider.
         image_guided = comfy.samplers.cfg_function(self.inner_model, image, uncond, image_cfg, x, timestep,
@@ -117,7 +124,7 @@ MODEL_AND_CONDITIONINGS = {
     "positive": ("CONDITIONING", {"tooltip": "From IP2P Encode: the instruction with the image."}),
     "negative": ("CONDITIONING", {"tooltip": "From IP2P Encode: the negative text with the image."}),
 }
-SCHEDULE_INPUTS = {
+GUIDANCE_OPTIONS = {
     "text_cfg_schedule": ("IP2P_CFG_SCHEDULE", {"tooltip": "Optional: per-step text scales from an IP2P Guidance "
                                                            "Schedule node; replaces text_cfg."}),
     "image_cfg_schedule": ("IP2P_CFG_SCHEDULE", {"tooltip": "Optional: per-step image scales from an IP2P Guidance "
@@ -126,6 +133,9 @@ SCHEDULE_INPUTS = {
                                    "tooltip": "Rescales the guided prediction's spread to the instruction "
                                               "prediction's (Lin et al.) against over-saturation at high text_cfg. "
                                               "0 = off; 0.7 is typical."}),
+    "fewer_passes": ("IP2P_FEWER_PASSES", {"tooltip": "Optional: from an IP2P Fewer Passes node, guidance terms "
+                                                      "that are skipped in parts of the schedule and step caching. "
+                                                      "Unconnected = all three predictions at every step."}),
 }
 
 
@@ -145,22 +155,24 @@ class IP2PGuider:
             **MODEL_AND_CONDITIONINGS,
             "text_cfg": TEXT_CFG,
             "image_cfg": IMAGE_CFG,
-        }, "optional": SCHEDULE_INPUTS}
+        }, "optional": GUIDANCE_OPTIONS}
 
     def get_guider(self, model, positive, negative, text_cfg, image_cfg, text_cfg_schedule=None,
-                   image_cfg_schedule=None, guidance_rescale=0.0):
+                   image_cfg_schedule=None, guidance_rescale=0.0, fewer_passes=None):
         return (make_guider(model, positive, negative, text_cfg, image_cfg, text_cfg_schedule, image_cfg_schedule,
-                            guidance_rescale),)
+                            guidance_rescale, fewer_passes),)
 
 
 def make_guider(model, positive, negative, text_cfg: float, image_cfg: float,
                 text_cfg_schedule: Optional[CfgSchedule] = None, image_cfg_schedule: Optional[CfgSchedule] = None,
-                rescale: float = 0.0) -> DualCFGGuider:
+                rescale: float = 0.0, saving: Optional[PassSaving] = None) -> DualCFGGuider:
     """The guider both nodes use; a connected schedule replaces the constant scale. Its model
-    gets PyTorch attention where the host fell back to sub-quadratic on the CPU (nodes/attention.py)."""
+    gets PyTorch attention where the host fell back to sub-quadratic on the CPU (nodes/attention.py),
+    and step caching when `saving` asks for it."""
     host.require_ip2p_model(model, "model")
-    guider = DualCFGGuider(with_pytorch_attention(model))
+    saving = saving or PassSaving()
+    guider = DualCFGGuider(with_pytorch_attention(with_step_cache(model, saving.cache_interval, saving.cache_depth)))
     guider.set_conds(positive, negative)
     guider.set_cfg(text_cfg_schedule or CfgSchedule("constant", text_cfg),
-                   image_cfg_schedule or CfgSchedule("constant", image_cfg), rescale)
+                   image_cfg_schedule or CfgSchedule("constant", image_cfg), rescale, saving)
     return guider

@@ -14,7 +14,7 @@ import torch
 from ..ip2p_core.errors import IP2PUserError
 from . import host
 from .conditioning import DECODE_KEYS, MASK_KEY, image_latent, option
-from .guider import IMAGE_CFG, MODEL_AND_CONDITIONINGS, SCHEDULE_INPUTS, TEXT_CFG, make_guider
+from .guider import GUIDANCE_OPTIONS, IMAGE_CFG, MODEL_AND_CONDITIONINGS, TEXT_CFG, make_guider
 
 
 class IP2PSampler:
@@ -44,12 +44,12 @@ class IP2PSampler:
             "denoise": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01,
                                   "tooltip": "1 = full edit from noise. Below 1 starts from the input image and "
                                              "changes it less."}),
-        }, "optional": SCHEDULE_INPUTS}
+        }, "optional": GUIDANCE_OPTIONS}
 
     def sample(self, model, positive, negative, seed, steps, text_cfg, image_cfg, sampler_name, scheduler, denoise,
-               text_cfg_schedule=None, image_cfg_schedule=None, guidance_rescale=0.0):
+               text_cfg_schedule=None, image_cfg_schedule=None, guidance_rescale=0.0, fewer_passes=None):
         guider = make_guider(model, positive, negative, text_cfg, image_cfg, text_cfg_schedule, image_cfg_schedule,
-                             guidance_rescale)
+                             guidance_rescale, fewer_passes)
         image = image_latent(positive, "positive")
         mask = option(positive, MASK_KEY)
         batch = edit_batch_size(image.shape[0], positive[0][0].shape[0], negative[0][0].shape[0])
