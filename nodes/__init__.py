@@ -4,6 +4,7 @@ from .decode import IP2PDecode
 from .encode import IP2PEncode, IP2PEncodeText
 from .fewer_passes import IP2PFewerPassesCustom
 from .guider import IP2PGuider
+from .invert import IP2PInvert
 from .loader import IP2PCheckpointLoader, IP2PDiffusersLoader, IP2PUNetLoader
 from .make_model import IP2PAddDifference, IP2PFromSDModel
 from .sampler import IP2PSampler
@@ -28,6 +29,7 @@ NODE_CLASS_MAPPINGS = {
     "IP2PSaveCheckpoint": IP2PSaveCheckpoint,
     "IP2PFewerPassesCustom": IP2PFewerPassesCustom,
     "IP2PStepCache": IP2PStepCache,
+    "IP2PInvert": IP2PInvert,
 }
 
 NODE_DISPLAY_NAME_MAPPINGS = {
@@ -46,4 +48,5 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "IP2PSaveCheckpoint": "IP2P Save Checkpoint",
     "IP2PFewerPassesCustom": "IP2P Fewer Passes (custom)",
     "IP2PStepCache": "IP2P Step Cache",
+    "IP2PInvert": "IP2P Invert",
 }

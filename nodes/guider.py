@@ -10,6 +10,7 @@ import comfy.samplers
 
 from ..ip2p_core.inference.fewer_passes import PassPlan, PassSaving
 from ..ip2p_core.inference.guidance import add_text_guidance, needed_predictions, rescale_guidance
+from ..ip2p_core.inference.inversion import check_schedule
 from ..ip2p_core.inference.schedule import CfgSchedule, step_index
 from . import host
 from .attention import with_pytorch_attention
@@ -38,7 +39,10 @@ class DualCFGGuider(comfy.samplers.CFGGuider):
 
     def sample(self, noise, latent_image, sampler, sigmas, *args, **kwargs):
         # The scales of each step are fixed here, where the step count is known, so a schedule
-        # of the wrong length fails before the first model call.
+        # of the wrong length (or an inverted noise made for other sigmas) fails before the first model call.
+        inversion = getattr(noise, INVERSION_ATTRIBUTE, None)
+        if inversion is not None:
+            check_schedule(inversion, sigmas, _function_name(sampler))
         steps = len(sigmas) - 1
         self.step_sigmas = [float(s) for s in sigmas]
         self.step_scales = list(zip(self.text_cfg.per_step(steps), self.image_cfg.per_step(steps))) if steps else []
@@ -92,6 +96,15 @@ class DualCFGGuider(comfy.samplers.CFGGuider):
         # rescale needs the full one.
         image = image or "sampler_cfg_function" in model_options or bool(model_options.get("sampler_post_cfg_function"))
         return uncond, image, full or bool(self.rescale)
+
+
+# The attribute IP2P Invert's noise tensors carry what they were made for in (nodes/invert.py).
+INVERSION_ATTRIBUTE = "ip2p_inversion"
+
+
+def _function_name(sampler) -> str:
+    """The sampling function of a host sampler object (KSAMPLER), by which its kind is known."""
+    return getattr(getattr(sampler, "sampler_function", None), "__name__", type(sampler).__name__)
 
 
 # calc_cond_batch's index of each conditioning in [positive, image, negative] -> what the

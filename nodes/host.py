@@ -7,10 +7,12 @@ kernel the host picked, which both hosts decide at import time from their flags.
 """
 import contextlib
 import inspect
+from types import SimpleNamespace
 
 import comfy.ldm.modules.attention
 import comfy.lora
 import comfy.model_management
+import comfy.samplers
 import comfy.sd
 import comfy.utils
 import folder_paths
@@ -188,3 +190,10 @@ def runs_sub_quadratic_by_default(model) -> bool:
 def pytorch_attention(q, k, v, heads: int):
     """The host's own scaled_dot_product_attention kernel: what --use-pytorch-cross-attention runs."""
     return comfy.ldm.modules.attention.attention_pytorch(q, k, v, heads)
+
+
+def starts_at_max_noise(model_sampling, sigmas) -> bool:
+    """Whether the host's samplers scale the initial noise as for a full denoise at these
+    sigmas (KSAMPLER.max_denoise), asked of the host itself since the rule is its own."""
+    wrap = SimpleNamespace(inner_model=SimpleNamespace(model_sampling=model_sampling))
+    return comfy.samplers.KSAMPLER.max_denoise(None, wrap, sigmas)

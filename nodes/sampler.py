@@ -44,20 +44,26 @@ class IP2PSampler:
             "denoise": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01,
                                   "tooltip": "1 = full edit from noise. Below 1 starts from the input image and "
                                              "changes it less."}),
-        }, "optional": GUIDANCE_OPTIONS}
+        }, "optional": {
+            **GUIDANCE_OPTIONS,
+            "noise": ("NOISE", {"tooltip": "Optional: the initial noise, e.g. IP2P Invert's (the edit then keeps more "
+                                           "of the picture), instead of the seed's."}),
+        }}
 
     def sample(self, model, positive, negative, seed, steps, text_cfg, image_cfg, sampler_name, scheduler, denoise,
-               text_cfg_schedule=None, image_cfg_schedule=None, guidance_rescale=0.0, fewer_passes=None):
+               text_cfg_schedule=None, image_cfg_schedule=None, guidance_rescale=0.0, fewer_passes=None, noise=None):
         guider = make_guider(model, positive, negative, text_cfg, image_cfg, text_cfg_schedule, image_cfg_schedule,
                              guidance_rescale, fewer_passes)
         image = image_latent(positive, "positive")
         mask = option(positive, MASK_KEY)
         batch = edit_batch_size(image.shape[0], positive[0][0].shape[0], negative[0][0].shape[0])
-        start = image if denoise < 1.0 or mask is not None else torch.zeros_like(image)
+        start = start_latent(image, mask, denoise)
         start = start.repeat(batch // start.shape[0], 1, 1, 1)
-        sigmas = comfy.samplers.KSampler(model, steps=steps, device=model.load_device, sampler=sampler_name,
-                                         scheduler=scheduler, denoise=denoise, model_options=model.model_options).sigmas
-        noise = torch.cat([comfy.sample.prepare_noise(start[i:i + 1], seed + i) for i in range(batch)])
+        sigmas = schedule(model, steps, sampler_name, scheduler, denoise)
+        if noise is None:
+            noise = torch.cat([comfy.sample.prepare_noise(start[i:i + 1], seed + i) for i in range(batch)])
+        else:
+            noise = noise.generate_noise({"samples": start})
         callback = latent_preview.prepare_callback(model, sigmas.shape[-1] - 1)
         samples = guider.sample(noise, start, comfy.samplers.sampler_object(sampler_name), sigmas, denoise_mask=mask,
                                 callback=callback, disable_pbar=host.progress_bar_disabled(), seed=seed)
@@ -65,6 +71,18 @@ class IP2PSampler:
         carried = {key: option(positive, key) for key in DECODE_KEYS}
         out.update({key: value for key, value in carried.items() if value is not None})
         return (out,)
+
+
+def schedule(model, steps: int, sampler_name: str, scheduler: str, denoise: float):
+    """The sigmas the IP2P Sampler runs, as KSampler makes them (the sampler name matters: some
+    drop the penultimate sigma)."""
+    return comfy.samplers.KSampler(model, steps=steps, device=model.load_device, sampler=sampler_name,
+                                   scheduler=scheduler, denoise=denoise, model_options=model.model_options).sigmas
+
+
+def start_latent(image, mask, denoise: float):
+    """Where the edit starts before noise: the input image for a partial or masked edit, else zeros."""
+    return image if denoise < 1.0 or mask is not None else torch.zeros_like(image)
 
 
 def edit_batch_size(images: int, instructions: int, negatives: int) -> int:

@@ -1,0 +1,92 @@
+"""IP2P Invert: the initial noise from which the sampler would paint the input image back.
+
+The inversion runs the guider backwards with Euler over the sampler's own sigmas, from the
+encoded input image, with the image term of the guidance (a source description may stand in
+for the empty text). The sampler then starts at what it reached; the NOISE it hands out is that
+latent in the form the host's samplers scale (model_sampling.noise_scaling), so it works in the
+IP2P Sampler and in SamplerCustomAdvanced alike.
+"""
+import comfy.model_management
+import comfy.samplers
+import torch
+
+from ..ip2p_core.inference.inversion import Inversion, check_schedule, fit_batch, rising_sigmas
+from . import host
+from .conditioning import IMAGE_KEY, MASK_KEY, image_latent, option, with_values
+from .guider import IMAGE_CFG, INVERSION_ATTRIBUTE, MODEL_AND_CONDITIONINGS, make_guider
+from .sampler import IP2PSampler, schedule, start_latent
+
+
+class InvertedNoise:
+    """A NOISE, as SamplerCustomAdvanced and the IP2P Sampler take it."""
+    seed = 0  # handed to the sampler for noise it adds itself; a sampler that adds noise is refused
+
+    def __init__(self, noise: torch.Tensor, inversion: Inversion):
+        self.noise, self.inversion = noise, inversion
+
+    def generate_noise(self, input_latent):
+        noise = fit_batch(self.noise, self.inversion, tuple(input_latent["samples"].shape)).clone()
+        setattr(noise, INVERSION_ATTRIBUTE, self.inversion)  # the guider checks the sampler's run against it
+        return noise
+
+
+class IP2PInvert:
+    DESCRIPTION = ("Inverts the input image: runs the deterministic sampler backwards from the encoded image to the "
+                   "noise it would be painted from. Connect the noise to the IP2P Sampler (or SamplerCustomAdvanced) "
+                   "with the same steps, sampler, scheduler and denoise: the edit then keeps what the instruction "
+                   "does not touch.")
+    CATEGORY = "InstructPix2Pix/sampling"
+    RETURN_TYPES = ("NOISE", "LATENT")
+    RETURN_NAMES = ("noise", "inverted_latent")
+    OUTPUT_TOOLTIPS = ("The inverted noise: connect to the IP2P Sampler's noise input, or SamplerCustomAdvanced's.",
+                       "The noisy latent the inversion reached (the sampler's first step starts there), to look at or "
+                       "for samplers that take a latent with add_noise off.")
+    FUNCTION = "invert"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        sampler = IP2PSampler.INPUT_TYPES()["required"]
+        same = "The same as the sampler that uses the noise: "
+        return {"required": {
+            **MODEL_AND_CONDITIONINGS,
+            "steps": (sampler["steps"][0], {**sampler["steps"][1], "tooltip": same + "its steps."}),
+            "image_cfg": (IMAGE_CFG[0], {**IMAGE_CFG[1], "tooltip": "The image guidance of the inversion: the "
+                                         "sampler's image_cfg gives back the input most closely (1 = the image "
+                                         "prediction alone, one pass per step)."}),
+            "sampler_name": (sampler["sampler_name"][0], {"default": "euler", "tooltip": same + "its sampler, which "
+                                                          "must not add noise (no ancestral or SDE samplers)."}),
+            "scheduler": (sampler["scheduler"][0], {**sampler["scheduler"][1], "tooltip": same + "its scheduler."}),
+            "denoise": (sampler["denoise"][0], {**sampler["denoise"][1], "tooltip": same + "its denoise."}),
+        }, "optional": {
+            "source": ("CONDITIONING", {"tooltip": "Optional: a description of the input image (CLIP Text Encode), "
+                                                   "used instead of the empty text while inverting."}),
+        }}
+
+    def invert(self, model, positive, negative, steps, image_cfg, sampler_name, scheduler, denoise, source=None):
+        image = image_latent(positive, "positive")
+        sigmas = schedule(model, steps, sampler_name, scheduler, denoise)
+        inversion = Inversion(tuple(float(s) for s in sigmas), tuple(image.shape[1:]))
+        euler = comfy.samplers.sampler_object("euler")
+        check_schedule(inversion, sigmas, sampler_name)  # refuses a noise-adding sampler now, not at sampling
+        described = negative if source is None else with_values(source, **{IMAGE_KEY: image_latent(negative,
+                                                                                                   "negative")})
+        # The text scale equal to the image scale turns the text term off (fewer_passes.py): the
+        # guidance is uncond + image_cfg * (described - uncond).
+        guider = make_guider(model, described, negative, image_cfg, image_cfg)
+        reached = guider.sample(torch.zeros_like(image), image, euler, rising_sigmas(sigmas), seed=0,
+                                disable_pbar=host.progress_bar_disabled())
+        reached = reached.to(comfy.model_management.intermediate_device())
+        noise = _as_sampler_noise(model, reached, start_latent(image, option(positive, MASK_KEY), denoise), sigmas)
+        return InvertedNoise(noise, inversion), {"samples": reached}
+
+
+def _as_sampler_noise(model, reached, start, sigmas):
+    """The noise n with noise_scaling(sigma_0, n, start) == reached, in the model's latent space
+    (the host scales n by sigma_0, or sqrt(1 + sigma_0^2) at full denoise, and adds the start)."""
+    sampling = model.get_model_object("model_sampling")
+    to_model = model.model.process_latent_in
+    sigma = sigmas[:1].to(reached.device, torch.float32)
+    at_max = host.starts_at_max_noise(sampling, sigmas)
+    offset = sampling.noise_scaling(sigma, torch.zeros_like(start), to_model(start), at_max)
+    scale = sampling.noise_scaling(sigma, torch.ones_like(start), torch.zeros_like(start), at_max)
+    return (to_model(reached) - offset) / scale
