@@ -133,6 +133,12 @@ LAYOUTS = {
         "IP2P Sampler's edit.",
         _groups(LOAD, ("Instruction and image", "3 4 5", PURPLE), ("Guidance and sampling", "6 7 8 9 10", GREEN),
                 ("Result", "11 12", BROWN)), rows=(2, 2)),
+    "inversion_edit": Layout(
+        "An edit that keeps the picture: IP2P Invert runs the sampler backwards from the image to the noise "
+        "it would be painted from, and the IP2P Sampler starts there instead of at the seed's noise, so what "
+        "the instruction does not touch stays where it was. Give both the same steps, sampler, scheduler and "
+        "denoise; the sampler must not add noise (Euler, not Euler ancestral).",
+        _groups(LOAD, ("Instruction and inversion", "3 4", PURPLE), ("Edit", "5", GREEN), ("Result", "6 7", BROWN))),
     "working_resolution_edit": Layout(
         "Working resolution: the image is edited with its longest side at 512 px (what the model was "
         "trained at) and IP2P Decode scales the result back to the input's size. Use it for large photos; "

@@ -24,6 +24,13 @@ def test_instruction_reaches_the_text_node_wired_to_the_positive_input():
     assert kinds["RandomNoise"]["noise_seed"] == 3 and kinds["BasicScheduler"]["steps"] == 2
 
 
+def test_steps_reach_the_inversion_too():
+    """IP2P Invert's noise belongs to its step count: both must change together."""
+    out = with_inputs(load_workflow(REPO / "workflows" / "inversion_edit.api.json"), steps=5)
+    kinds = {node["class_type"]: node["inputs"] for node in out.values()}
+    assert kinds["IP2PInvert"]["steps"] == kinds["IP2PSampler"]["steps"] == 5
+
+
 def test_ui_format_file_is_refused_with_a_hint(tmp_path):
     path = tmp_path / "ui.json"
     path.write_text('{"nodes": [], "links": []}')

@@ -22,7 +22,7 @@ MODEL_FILES = {
     "upscale_model": ("UpscaleModelLoader", "model_name"),
 }
 SEED_INPUTS = {"IP2PSampler": "seed", "KSampler": "seed", "RandomNoise": "noise_seed"}
-STEPS_INPUTS = {"IP2PSampler": "steps", "KSampler": "steps", "BasicScheduler": "steps"}
+STEPS_INPUTS = {"IP2PSampler": "steps", "KSampler": "steps", "BasicScheduler": "steps", "IP2PInvert": "steps"}
 IMAGE_ENCODERS = ("IP2PEncode", "InstructPixToPixConditioning")
 PACK_ENCODERS = ("IP2PEncode", "IP2PEncodeText")
 
