@@ -110,6 +110,21 @@ def test_the_cache_fills_again_after_interval_steps_for_a_new_batch_and_a_new_ru
 
 
 @torch.no_grad()
+def test_calls_alike_within_a_step_keep_an_entry_each():
+    """The host may split a step's predictions over two calls of the same shape and kind."""
+    unet = tiny_unet()
+    cache = with_cache(unet, interval=2)
+    modes = []
+    for sigma in (10.0, 10.0, 8.0, 8.0):
+        x, t, ctx = inputs(int(sigma), 500.0)
+        cache.begin_call("same", sigma, {})
+        modes.append(cache.mode)
+        unet(x, t, context=ctx, transformer_options={})
+        cache.end_call(completed=True)
+    assert modes == ["fill", "fill", "reuse", "reuse"]
+
+
+@torch.no_grad()
 def test_an_interrupted_fill_is_not_reused_and_outside_a_call_the_blocks_are_plain():
     plain, patched = tiny_unet(), tiny_unet()
     cache = with_cache(patched, interval=2)

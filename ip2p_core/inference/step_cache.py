@@ -13,6 +13,7 @@ instead of its own: a zero tensor of the shape that block produced when the cach
 (whatever the loop does with it is thrown away), or the kept feature at the boundary.
 """
 import functools
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Hashable, Iterator, Optional
 
@@ -33,9 +34,11 @@ class _Entry:
 class StepCache:
     """Decides, per UNet call, whether to fill or reuse, and holds what a fill kept.
 
-    Calls are told apart by `key` (which predictions are batched, and the input's shape): a
-    call whose batch differs from the kept one fills its own entry. Steps are counted by the
-    sigma going down; a sigma above the last one starts a new sampling run and drops the cache.
+    Calls are told apart by `key` (which predictions are batched, and the input's shape) and by
+    their order among the step's calls with that key (the host may split one step's predictions
+    over several calls alike in both): a call whose batch differs from the kept one fills its own
+    entry. Steps are counted by the sigma going down; a sigma above the last one starts a new
+    sampling run and drops the cache.
     """
 
     def __init__(self, interval: int):
@@ -49,15 +52,20 @@ class StepCache:
         self._entry: Optional[_Entry] = None
         self._last_sigma: Optional[float] = None
         self._step = 0
+        self._calls_this_step: Counter = Counter()
         self._transformer_options: Optional[dict] = None
 
     def begin_call(self, key: Hashable, sigma: float, transformer_options: Optional[dict] = None) -> None:
         if self._last_sigma is None or sigma > self._last_sigma:
             self._entries.clear()
             self._step = 0
+            self._calls_this_step.clear()
         elif sigma < self._last_sigma:
             self._step += 1
+            self._calls_this_step.clear()
         self._last_sigma = sigma
+        key = (key, self._calls_this_step[key])
+        self._calls_this_step[key[0]] += 1
         entry = self._entries.get(key)
         if entry is not None and entry.complete and self._step - entry.step < self.interval:
             self.mode, self._entry = "reuse", entry
