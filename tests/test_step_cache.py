@@ -49,11 +49,13 @@ def with_cache(unet, interval: int, depth: int = 1) -> StepCache:
 
 
 def call(unet, cache, key, sigma, x, t, context):
+    """The UNet's output, its transformer options and the cache's mode for the call."""
     options = {}
     cache.begin_call(key, sigma, options)
+    mode = cache.mode
     out = unet(x, t, context=context, transformer_options=options)
     cache.end_call(completed=True)
-    return out, options
+    return out, options, mode
 
 
 @torch.no_grad()
@@ -77,8 +79,8 @@ def test_fill_is_the_plain_unet_and_reuse_swaps_in_the_kept_feature():
         return (kept["h"] if options["block"] == ("output", after_boundary) else h), hsp
 
     expected_fill = plain(x1, t1, context=ctx, transformer_options={"patches": {"output_block_patch": [keep]}})
-    fill, _ = call(patched, cache, "k", 14.0, x1, t1, ctx)
-    assert cache.fills == 1 and torch.equal(fill, expected_fill)
+    fill, _, mode = call(patched, cache, "k", 14.0, x1, t1, ctx)
+    assert mode == "fill" and torch.equal(fill, expected_fill)
 
     plain_options = {"patches": {"output_block_patch": [swap_in]}}
     expected_reuse = plain(x2, t2, context=ctx, transformer_options=plain_options)
@@ -87,8 +89,8 @@ def test_fill_is_the_plain_unet_and_reuse_swaps_in_the_kept_feature():
     for deep in deep_blocks(patched, 1):
         for layer in deep.block:
             layer.register_forward_hook(lambda *a: deep_calls.append(1))
-    reuse, options = call(patched, cache, "k", 12.0, x2, t2, ctx)
-    assert cache.reuses == 1 and deep_calls == []
+    reuse, options, mode = call(patched, cache, "k", 12.0, x2, t2, ctx)
+    assert mode == "reuse" and deep_calls == []
     assert torch.equal(reuse, expected_reuse)
     assert options["transformer_index"] == plain_options["transformer_index"]
 

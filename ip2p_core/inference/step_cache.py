@@ -46,8 +46,6 @@ class StepCache:
             raise IP2PUserError(f"cache_interval must be at least 1, got {interval}")
         self.interval = interval
         self.mode: Optional[str] = None  # "fill" or "reuse" inside a UNet call, None outside
-        self.fills = 0
-        self.reuses = 0
         self._entries: dict[Hashable, _Entry] = {}
         self._entry: Optional[_Entry] = None
         self._last_sigma: Optional[float] = None
@@ -69,11 +67,9 @@ class StepCache:
         entry = self._entries.get(key)
         if entry is not None and entry.complete and self._step - entry.step < self.interval:
             self.mode, self._entry = "reuse", entry
-            self.reuses += 1
         else:
             self.mode, self._entry = "fill", _Entry(self._step)
             self._entries[key] = self._entry
-            self.fills += 1
         self._transformer_options = transformer_options
 
     def end_call(self, completed: bool) -> None:
