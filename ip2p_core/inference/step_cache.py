@@ -38,7 +38,9 @@ class StepCache:
     their order among the step's calls with that key (the host may split one step's predictions
     over several calls alike in both): a call whose batch differs from the kept one fills its own
     entry. Steps are counted by the sigma going down; a sigma above the last one starts a new
-    sampling run and drops the cache.
+    sampling run and drops the cache. (A second sampler that continues the schedule below the
+    first's last sigma, as split-sigma workflows do, counts as the same run and may reuse the
+    first's deep features for up to interval - 1 steps.)
     """
 
     def __init__(self, interval: int):
