@@ -10,7 +10,7 @@ import comfy.model_management
 import comfy.samplers
 import torch
 
-from ..ip2p_core.inference.inversion import Inversion, check_schedule, fit_batch, rising_sigmas
+from ..ip2p_core.inference.inversion import Inversion, fit_batch, refuse_noise_adding, rising_sigmas
 from . import host
 from .conditioning import IMAGE_KEY, MASK_KEY, image_latent, option, with_values
 from .guider import IMAGE_CFG, INVERSION_ATTRIBUTE, MODEL_AND_CONDITIONINGS, make_guider
@@ -63,18 +63,17 @@ class IP2PInvert:
         }}
 
     def invert(self, model, positive, negative, steps, image_cfg, sampler_name, scheduler, denoise, source=None):
+        refuse_noise_adding(sampler_name)  # now, not only when the sampler starts
         image = image_latent(positive, "positive")
         sigmas = schedule(model, steps, sampler_name, scheduler, denoise)
         inversion = Inversion(tuple(float(s) for s in sigmas), tuple(image.shape[1:]))
-        euler = comfy.samplers.sampler_object("euler")
-        check_schedule(inversion, sigmas, sampler_name)  # refuses a noise-adding sampler now, not at sampling
         described = negative if source is None else with_values(source, **{IMAGE_KEY: image_latent(negative,
                                                                                                    "negative")})
         # The text scale equal to the image scale turns the text term off (fewer_passes.py): the
         # guidance is uncond + image_cfg * (described - uncond).
         guider = make_guider(model, described, negative, image_cfg, image_cfg)
-        reached = guider.sample(torch.zeros_like(image), image, euler, rising_sigmas(sigmas), seed=0,
-                                disable_pbar=host.progress_bar_disabled())
+        reached = guider.sample(torch.zeros_like(image), image, comfy.samplers.sampler_object("euler"),
+                                rising_sigmas(sigmas), seed=0, disable_pbar=host.progress_bar_disabled())
         reached = reached.to(comfy.model_management.intermediate_device())
         noise = _as_sampler_noise(model, reached, start_latent(image, option(positive, MASK_KEY), denoise), sigmas)
         return InvertedNoise(noise, inversion), {"samples": reached}

@@ -39,12 +39,17 @@ def sampler_adds_noise(function_name: str) -> bool:
     return any(word in function_name.lower() for word in NOISE_ADDING)
 
 
-def check_schedule(inversion: Inversion, sigmas: Tensor, sampler_function_name: str) -> None:
-    """Refuses a sampler run the inverted noise was not made for, saying what to change."""
+def refuse_noise_adding(sampler_function_name: str) -> None:
+    """Refuses a sampler that would throw an inverted noise away, naming deterministic ones."""
     if sampler_adds_noise(sampler_function_name):
         raise IP2PUserError(f"the sampler '{sampler_function_name.removeprefix('sample_')}' adds fresh noise at every "
                             "step, which undoes an inverted noise: use a deterministic sampler (euler, ddim, heun, "
                             "dpmpp_2m, ...) with IP2P Invert's noise")
+
+
+def check_schedule(inversion: Inversion, sigmas: Tensor, sampler_function_name: str) -> None:
+    """Refuses a sampler run the inverted noise was not made for, saying what to change."""
+    refuse_noise_adding(sampler_function_name)
     ran = tuple(float(s) for s in sigmas)
     same = len(ran) == len(inversion.sigmas) and torch.allclose(
         torch.tensor(ran, dtype=torch.float64), torch.tensor(inversion.sigmas, dtype=torch.float64), rtol=1e-5)
@@ -54,15 +59,15 @@ def check_schedule(inversion: Inversion, sigmas: Tensor, sampler_function_name: 
 
 
 def fit_batch(noise: Tensor, inversion: Inversion, latent_shape: tuple[int, ...]) -> Tensor:
-    """The noise for a sampler latent of `latent_shape`: as is, or one image's repeated for a
-    batch of edits of it; another picture size is refused."""
+    """The noise for a sampler latent of `latent_shape` (a view: copy it before use): as is, or one
+    image's repeated for a batch of edits of it; another picture size is refused."""
     if tuple(latent_shape[1:]) != inversion.shape:
         raise IP2PUserError(f"IP2P Invert made this noise for a latent of {_size(inversion.shape)}, but the sampler's "
                             f"is {_size(tuple(latent_shape[1:]))}: invert the same image at the same size")
     if noise.shape[0] == latent_shape[0]:
         return noise
     if noise.shape[0] == 1:
-        return noise.expand(latent_shape[0], *noise.shape[1:]).clone()
+        return noise.expand(latent_shape[0], *noise.shape[1:])
     raise IP2PUserError(f"IP2P Invert made {noise.shape[0]} noises, but the sampler makes {latent_shape[0]} edits: "
                         "invert one image, or the same images the sampler edits")
 
