@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import REPO
 
 from ip2p_core import demo_model
 
@@ -20,7 +21,7 @@ COMMAND = [sys.executable, "-m", "ip2p_core.training.demo_recipe", "--quick"]
 def test_quick_run_packs_a_model_and_resumes(tmp_path):
     work, models = tmp_path / "work", tmp_path / "models"
     done = subprocess.run(COMMAND + ["--work", str(work), "--models", str(models)], capture_output=True, text=True,
-                          timeout=1200)
+                          timeout=1200, cwd=REPO)
     assert done.returncode == 0, done.stderr[-3000:]
     record = json.loads((models / demo_model.RECORD_NAME).read_text())
     assert (models / record["compact_file"]).stat().st_size < 40 * 2**20
@@ -30,9 +31,14 @@ def test_quick_run_packs_a_model_and_resumes(tmp_path):
     assert "first_stage_model.taesd_decoder.1.weight" in state
     # A second run finds every stage done and packs the same model again.
     again = subprocess.run(COMMAND + ["--work", str(work), "--models", str(models)], capture_output=True, text=True,
-                           timeout=1200)
+                           timeout=1200, cwd=REPO)
     assert again.returncode == 0, again.stderr[-3000:]
     assert json.loads((models / demo_model.RECORD_NAME).read_text()) == record
-    other = subprocess.run(COMMAND + ["--work", str(work), "--models", str(models), "--steps", "3"],
-                           capture_output=True, text=True, timeout=1200)
-    assert other.returncode != 0 and "holds a run of another recipe" in other.stderr
+    # More steps continue the training from its last checkpoint; another recipe is refused.
+    longer = subprocess.run(COMMAND + ["--work", str(work), "--models", str(models), "--steps", "3"],
+                            capture_output=True, text=True, timeout=1200, cwd=REPO)
+    assert longer.returncode == 0, longer.stderr[-3000:]
+    assert "resuming from" in longer.stderr and (work / "run" / "checkpoints" / "step-00000003").is_dir()
+    full = subprocess.run([sys.executable, "-m", "ip2p_core.training.demo_recipe", "--work", str(work), "--models", str(models)],
+                          capture_output=True, text=True, timeout=1200, cwd=REPO)
+    assert full.returncode != 0 and "holds a run of another recipe" in full.stderr

@@ -36,7 +36,7 @@ from ..formats.latents import Family
 from .paired_data import image_to_tensor, load_pair, read_pairs
 from .synthetic_shapes import make_pairs, write_pair_folder
 from .train import TrainOptions, train
-from .train_checkpoints import latest_checkpoint
+from .train_checkpoints import STATE_FILE, latest_checkpoint
 from .trainable_model import comfy_tokenizer_dir, load_model
 
 log = logging.getLogger(__name__)
@@ -66,9 +66,10 @@ class Recipe:
     vae_joint_steps: int = 1400  # stage 2: encoder and decoder end to end
     vae_batch: int = 32
     vae_crop: int = 32
-    train_steps: int = 4000
+    train_steps: int = 5500
     batch_size: int = 32
-    learning_rate: float = 1e-4
+    learning_rate: float = 1e-4  # constant, then down to zero over the last lr_decay_steps
+    lr_decay_steps: int = 1500
     conditioning_dropout: float = 0.05
     ema_decay: float = 0.999
     checkpoint_every: int = 250
@@ -76,7 +77,7 @@ class Recipe:
 
 
 QUICK = Recipe(pairs=16, vae_pairs=4, vae_colour_steps=2, vae_joint_steps=2, vae_batch=4, train_steps=2, batch_size=2,
-               checkpoint_every=1)
+               lr_decay_steps=0, checkpoint_every=1)
 
 
 def run(work: Path, models: Path, recipe: Recipe = Recipe(), device: str = "auto") -> Path:
@@ -97,13 +98,13 @@ def run(work: Path, models: Path, recipe: Recipe = Recipe(), device: str = "auto
         build_base(base, vae_dir, recipe.seed)
     run_dir = work / "run"
     trained = run_dir / "diffusers"
-    if not (trained / "model_index.json").is_file():
+    if not (trained / "model_index.json").is_file() or _trained_steps(run_dir) < recipe.train_steps:
         train(TrainOptions(
             model=base, data=pairs_dir, output=run_dir, resolution=demo_model.IMAGE_SIZE, center_crop=True,
-            batch_size=recipe.batch_size, learning_rate=recipe.learning_rate, steps=recipe.train_steps,
-            seed=recipe.seed, conditioning_dropout=recipe.conditioning_dropout, ema=True, ema_decay=recipe.ema_decay,
-            checkpoint_every=recipe.checkpoint_every, resume="latest" if latest_checkpoint(run_dir) else None,
-            device=device, cache_encodings=True))
+            batch_size=recipe.batch_size, learning_rate=recipe.learning_rate, lr_decay_steps=recipe.lr_decay_steps,
+            steps=recipe.train_steps, seed=recipe.seed, conditioning_dropout=recipe.conditioning_dropout, ema=True,
+            ema_decay=recipe.ema_decay, checkpoint_every=recipe.checkpoint_every,
+            resume="latest" if latest_checkpoint(run_dir) else None, device=device, cache_encodings=True))
     return demo_model.write_shipped(ldm_state_of(trained), models)
 
 
@@ -207,14 +208,21 @@ def ldm_state_of(diffusers_dir: Path) -> dict[str, Tensor]:
 
 
 def _same_recipe(work: Path, recipe: Recipe) -> None:
-    """A --work folder belongs to one recipe: resuming it with other settings would mix two models."""
+    """A --work folder belongs to one recipe: resuming it with other settings would mix two models.
+    Only the step count may grow (--steps): training then continues from its last checkpoint (the
+    learning rate's decay moves with it, so grow it before the decay begins)."""
     path = work / "recipe.json"
+    settings = asdict(recipe)
     if path.is_file():
         stored = json.loads(path.read_text())
-        if stored != asdict(recipe):
+        if {**stored, "train_steps": 0} != {**settings, "train_steps": 0}:
             raise SystemExit(f"error: {work} holds a run of another recipe ({path}); use a new --work folder")
-    else:
-        path.write_text(json.dumps(asdict(recipe), indent=2))
+    path.write_text(json.dumps(settings, indent=2))
+
+
+def _trained_steps(run_dir: Path) -> int:
+    checkpoint = latest_checkpoint(run_dir)
+    return json.loads((checkpoint / STATE_FILE).read_text())["step"] if checkpoint else 0
 
 
 def _device(name: str) -> torch.device:
