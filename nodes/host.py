@@ -7,6 +7,8 @@ kernel the host picked, which both hosts decide at import time from their flags.
 """
 import contextlib
 import inspect
+import tempfile
+from pathlib import Path
 from types import SimpleNamespace
 
 import comfy.ldm.modules.attention
@@ -18,6 +20,7 @@ import comfy.utils
 import folder_paths
 import torch
 from comfy.cli_args import args
+from safetensors.torch import save_file
 
 from ..ip2p_core.errors import IP2PUserError
 
@@ -96,6 +99,22 @@ def load_checkpoint(path: str, weight_dtype: str, embedding_directory):
     extra = {"model_options": options} if options else {}
     return comfy.sd.load_checkpoint_guess_config(path, output_vae=True, output_clip=True,
                                                  embedding_directory=embedding_directory, **extra)[:3]
+
+
+def load_checkpoint_state_dict(state: dict, weight_dtype: str, embedding_directory, name: str):
+    """MODEL, CLIP, VAE of a single-file checkpoint held in memory (the demo model, expanded)."""
+    options = _model_options(weight_dtype)
+    if hasattr(comfy.sd, "load_state_dict_guess_config"):
+        extra = {"model_options": options} if options else {}
+        return comfy.sd.load_state_dict_guess_config(state, output_vae=True, output_clip=True,
+                                                     embedding_directory=embedding_directory, **extra)[:3]
+    # The 2024 host loads checkpoints from files only: from a temporary one in its temp folder.
+    temp = Path(folder_paths.get_temp_directory())
+    temp.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=temp) as folder:
+        path = Path(folder) / name
+        save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+        return load_checkpoint(str(path), weight_dtype, embedding_directory)
 
 
 def load_unet(state_dict: dict, weight_dtype: str, name: str):

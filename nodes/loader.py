@@ -14,12 +14,24 @@ import comfy.sd
 import comfy.utils
 import folder_paths
 
+from ..ip2p_core import demo_model
 from ..ip2p_core.errors import IP2PUserError
-from ..ip2p_core.formats.checkpoint_info import read_state_dict, read_tensor_shapes, require_ip2p_unet
+from ..ip2p_core.formats.checkpoint_info import (
+    read_state_dict,
+    read_tensor_shapes,
+    require_ip2p_unet,
+)
 from ..ip2p_core.formats.diffusers_folder import find_parts
-from ..ip2p_core.formats.diffusers_to_ldm import UNET_PREFIX, infer_unet_config, unet_to_ldm
+from ..ip2p_core.formats.diffusers_to_ldm import (
+    UNET_PREFIX,
+    VAE_PREFIX,
+    infer_unet_config,
+    tiny_vae_to_ldm,
+    unet_to_ldm,
+)
 from ..ip2p_core.formats.ema_weights import CHOICES as EMA_CHOICES
 from ..ip2p_core.formats.ema_weights import ema_names
+from ..ip2p_core.formats.latents import Family
 from . import host
 
 log = logging.getLogger(__name__)
@@ -83,9 +95,11 @@ class IP2PCheckpointLoader(_WholeModelLoader):
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "ckpt_name": (folder_paths.get_filename_list("checkpoints"), {
-                "tooltip": "An InstructPix2Pix checkpoint in models/checkpoints "
-                           "(e.g. instruct-pix2pix-00-22000.safetensors, or cosxl_edit.safetensors).",
+            "ckpt_name": (_checkpoint_names(), {
+                "tooltip": "An InstructPix2Pix checkpoint in models/checkpoints (e.g. instruct-pix2pix-00-22000."
+                           f"safetensors, or cosxl_edit.safetensors). {demo_model.CHECKPOINT_NAME} is the small "
+                           "demo model that comes with the pack: it edits 64-pixel drawings of shapes ('make the "
+                           "circle red'), to check an install in seconds.",
             }),
         }, "optional": {**host.WEIGHT_DTYPE_INPUTS, "unet_weights": (list(EMA_CHOICES), {
             "default": "auto",
@@ -95,6 +109,11 @@ class IP2PCheckpointLoader(_WholeModelLoader):
                        "require them; non-ema: the trained weights, what ComfyUI's Load Checkpoint uses."})}}
 
     def load(self, ckpt_name, weight_dtype="default", unet_weights="auto"):
+        if _is_shipped_demo(ckpt_name):
+            model, clip, vae = host.load_checkpoint_state_dict(demo_model.load_state_dict(), weight_dtype,
+                                                               folder_paths.get_folder_paths("embeddings"), ckpt_name)
+            log.info("IP2P: loaded the pack's demo model %s", ckpt_name)
+            return _require_ip2p(model, ckpt_name), clip, vae
         path = _path("checkpoints", ckpt_name)
         shapes = read_tensor_shapes(path)
         shape = require_ip2p_unet(path, shapes)
@@ -108,6 +127,16 @@ class IP2PCheckpointLoader(_WholeModelLoader):
         log.info("IP2P: loaded %s (%s, %s)", ckpt_name, type(model.model).__name__,
                  shape.family.name if shape.family else "unknown family")
         return _require_ip2p(model, ckpt_name), clip, vae
+
+
+def _checkpoint_names() -> list:
+    """models/checkpoints, and the demo model that ships with the pack (unless a file there has its name)."""
+    names = folder_paths.get_filename_list("checkpoints")
+    return names if demo_model.CHECKPOINT_NAME in names else names + [demo_model.CHECKPOINT_NAME]
+
+
+def _is_shipped_demo(name: str) -> bool:
+    return name == demo_model.CHECKPOINT_NAME and folder_paths.get_full_path("checkpoints", name) is None
 
 
 class IP2PUNetLoader:
@@ -156,8 +185,18 @@ class IP2PDiffusersLoader(_WholeModelLoader):
         unet = _unet_weights(comfy.utils.load_torch_file(str(parts.unet), safe_load=True), name)
         model = _require_ip2p(host.load_unet(unet, weight_dtype, name), model_path)
         clip = host.load_clip(parts.text_encoders, folder_paths.get_folder_paths("embeddings"))
-        vae = comfy.sd.VAE(sd=comfy.utils.load_torch_file(str(parts.vae), safe_load=True))
+        vae = comfy.sd.VAE(sd=_vae_weights(comfy.utils.load_torch_file(str(parts.vae), safe_load=True), parts))
         return model, clip, vae
+
+
+def _vae_weights(state_dict: dict, parts) -> dict:
+    """A diffusers VAE's weights as ComfyUI reads them: AutoencoderKL's it maps itself; an
+    AutoencoderTiny (TAESD, as the pack's demo recipe writes) becomes TAESD's checkpoint keys."""
+    if parts.vae_config.get("_class_name") != "AutoencoderTiny":
+        return state_dict
+    family = Family.SDXL if parts.is_sdxl else Family.SD15
+    scale = family.value.scaling_factor / parts.vae_config.get("scaling_factor", 1.0)
+    return {k[len(VAE_PREFIX):]: v for k, v in tiny_vae_to_ldm(state_dict, scale).items()}
 
 
 def _diffusers_folder(name: str) -> Path:

@@ -35,6 +35,7 @@ class DiffusersParts:
     unet: Path
     unet_config: dict[str, Any]
     vae: Path
+    vae_config: dict[str, Any]
     text_encoders: tuple[Path, ...]  # text_encoder, then text_encoder_2 for SDXL
 
     @property
@@ -60,7 +61,10 @@ def find_parts(folder: Path) -> DiffusersParts:
     unet_config = json.loads(config_path.read_text())
     # An SDXL UNet without CLIP-G would load with an SD1.5 text encoder and fail only when sampling.
     needed = SDXL_PARTS if _is_sdxl(unet_config) else SD15_PARTS
-    return DiffusersParts(unet=unet, unet_config=unet_config, vae=_weights(folder, "vae", needed),
+    vae = _weights(folder, "vae", needed)
+    vae_config_path = vae.parent / "config.json"
+    vae_config = json.loads(vae_config_path.read_text()) if vae_config_path.is_file() else {}
+    return DiffusersParts(unet=unet, unet_config=unet_config, vae=vae, vae_config=vae_config,
                           text_encoders=tuple(_weights(folder, part, needed) for part in needed[2:]))
 
 
