@@ -26,7 +26,7 @@ from ip2p_core.output_names import free_path
 
 from .comfy_client import ComfyClient, HostError
 from .comfy_host import ComfyHost
-from .run_common import INSTRUCTION_HELP, find_checkpoint, generated_checkpoint, with_instructions
+from .run_common import INSTRUCTION_HELP, demo_checkpoint, find_checkpoint, with_instructions
 from .ui_workflow import WorkflowFormatError, load_any
 from .workflow_inputs import MODEL_FILES, with_inputs
 
@@ -37,7 +37,8 @@ UPLOAD_FOLDER = "ip2p_batch"  # inputs go into this sub-folder of the server's i
 # legacy folder names, which the 2024 host knows and upstream lists under diffusion_models and
 # text_encoders.
 MODEL_FOLDERS = {"checkpoint": "checkpoints", "sd_checkpoint": "checkpoints", "diffusers": "diffusers",
-                 "unet": "unet", "clip": "clip", "vae": "vae", "upscale_model": "upscale_models"}
+                 "unet": "unet", "clip": "clip", "vae": "vae", "upscale_model": "upscale_models", "lora": "loras",
+                 "controlnet": "controlnet"}
 
 
 def saved_images(outputs: dict) -> list[dict]:
@@ -104,14 +105,16 @@ def model_names(host, args, prompt: dict) -> dict:
     if not isinstance(host, ComfyHost):  # a server the user runs: names as it lists them
         return {kind: str(value) for kind, value in files.items()}
     uses_checkpoint = any(node["class_type"] == MODEL_FILES["checkpoint"][0] for node in prompt.values())
-    if "checkpoint" not in files and uses_checkpoint:
-        files["checkpoint"] = find_checkpoint(None) or generated_checkpoint()
+    if "checkpoint" not in files and uses_checkpoint and find_checkpoint(None):
+        files["checkpoint"] = find_checkpoint(None)
     names = {}
     for kind, path in files.items():
         path = Path(path)
         if not path.exists():
             raise SystemExit(f"{kind} file {path}: no such file or folder")
         names[kind] = host.add_model(MODEL_FOLDERS[kind], path)
+    if uses_checkpoint and "checkpoint" not in names:
+        names["checkpoint"] = demo_checkpoint()
     return names
 
 

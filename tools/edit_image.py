@@ -4,8 +4,8 @@
 
 Starts the host in a temporary folder with this pack in custom_nodes, puts the checkpoint
 and image there, queues the API-format workflow and copies the saved image out. Without a
-real IP2P checkpoint it generates a small random-weight one, so the whole path can be tried
-on any machine (the picture is then noise-like, and it says so).
+real IP2P checkpoint it uses the pack's demo model, which edits 64-pixel drawings of shapes:
+by default it makes examples/shapes.png's square red (and says so).
 """
 import argparse
 import logging
@@ -17,7 +17,15 @@ from pathlib import Path
 from ip2p_core.output_names import free_path
 
 from .comfy_host import REPO_ROOT, ComfyHost, HostError
-from .run_common import INSTRUCTION_HELP, find_checkpoint, generated_checkpoint, with_instructions
+from .run_common import (
+    DEMO_IMAGE,
+    DEMO_INSTRUCTION,
+    INSTRUCTION_HELP,
+    demo_checkpoint,
+    demo_model,
+    find_checkpoint,
+    with_instructions,
+)
 from .workflow_inputs import load_workflow, with_inputs
 
 log = logging.getLogger("ip2p.edit")
@@ -26,7 +34,8 @@ log = logging.getLogger("ip2p.edit")
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workflow", type=Path, default=REPO_ROOT / "workflows" / "basic_edit.api.json")
-    parser.add_argument("--image", type=Path, default=REPO_ROOT / "examples" / "landscape.png")
+    parser.add_argument("--image", type=Path, help="default: examples/landscape.png, or with the demo model "
+                                                   "examples/shapes.png")
     parser.add_argument("--instruction", action="append", help=INSTRUCTION_HELP)
     parser.add_argument("--checkpoint", type=Path, help="an IP2P checkpoint file")
     parser.add_argument("--steps", type=int, help="default: the workflow's")
@@ -38,18 +47,24 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
+    checkpoint = find_checkpoint(args.checkpoint)
+    demo = checkpoint is None
+    if demo:  # the demo model edits 64-pixel scenes: bring any picture to that size, and edit one
+        args.image = args.image or DEMO_IMAGE
+        args.instruction = args.instruction or [DEMO_INSTRUCTION]
+        args.resolution = demo_model.IMAGE_SIZE if args.resolution is None else args.resolution
+    args.image = args.image or REPO_ROOT / "examples" / "landscape.png"
     if not args.image.is_file():
         raise SystemExit(f"--image {args.image}: no such file")
     workflow = with_instructions(load_workflow(args.workflow), args.instruction, args.workflow)
     needs_mask = any(node["class_type"] == "LoadImageMask" for node in workflow.values())
     if needs_mask and (args.mask is None or not args.mask.is_file()):
         raise SystemExit(f"{args.workflow.name} edits inside a mask: pass --mask PATH (an existing image file)")
-    checkpoint = find_checkpoint(args.checkpoint) or generated_checkpoint()
     with tempfile.TemporaryDirectory(prefix="ip2p-host-") as work, ComfyHost(work) as host:
+        name = demo_checkpoint() if demo else host.add_model("checkpoints", checkpoint)
         log.info("ComfyUI (%s) started in %.1f s; editing %s with %s", host.kind, host.startup_seconds,
-                 args.image.name, checkpoint.name)
-        prompt = with_inputs(workflow, checkpoint=host.add_model("checkpoints", checkpoint),
-                             image=host.add_input(args.image),
+                 args.image.name, name)
+        prompt = with_inputs(workflow, checkpoint=name, image=host.add_input(args.image),
                              seed=args.seed, steps=args.steps, resolution=args.resolution,
                              mask=host.add_input(args.mask) if needs_mask else None)
         try:

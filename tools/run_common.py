@@ -2,11 +2,15 @@
 import logging
 from pathlib import Path
 
+from ip2p_core import demo_model
+
 from .comfy_host import REPO_ROOT
 from .workflow_inputs import InstructionCountError, Prompt, with_inputs
 
 log = logging.getLogger("ip2p.run")
 REAL_CHECKPOINT_NAMES = ("instruct-pix2pix-00-22000.safetensors", "instruct-pix2pix-00-22000.ckpt")
+DEMO_IMAGE = REPO_ROOT / "examples" / "shapes.png"  # a scene like those the demo model learnt
+DEMO_INSTRUCTION = "make the square red"
 INSTRUCTION_HELP = ("the edit instruction (default: the workflow's own); for a workflow that makes different edits "
                     "in a row (chain_edit: two), give it once per edit, in the order they run")
 
@@ -33,10 +37,10 @@ def find_checkpoint(requested):
     return None
 
 
-def generated_checkpoint() -> Path:
-    from harness.model_factory import build_sd15_ip2p
-
-    log.warning("No IP2P checkpoint found (looked for %s in models/checkpoints/, or pass --checkpoint): "
-                "using a GENERATED random-weight SD1.5 IP2P model. The edit runs end to end, but the "
-                "picture will be noise-like.", " or ".join(REAL_CHECKPOINT_NAMES))
-    return build_sd15_ip2p(REPO_ROOT / ".cache" / "test_models").checkpoint
+def demo_checkpoint() -> str:
+    """The pack's demo model, which IP2P Checkpoint Loader lists without any file in models/checkpoints."""
+    log.warning("No IP2P checkpoint found (looked for %s in models/checkpoints/, or pass --checkpoint): using the "
+                "pack's demo model %s, which edits %d-pixel drawings of coloured shapes (e.g. '%s'). For photos, "
+                "put instruct-pix2pix-00-22000.safetensors there.", " or ".join(REAL_CHECKPOINT_NAMES),
+                demo_model.CHECKPOINT_NAME, demo_model.IMAGE_SIZE, DEMO_INSTRUCTION)
+    return demo_model.CHECKPOINT_NAME

@@ -15,3 +15,6 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
     echo "$want" > "$stamp"
 fi
+# The shipped demo model as an ordinary checkpoint (checked against its record; once per version),
+# for ComfyUI's own loader and diffusers in the tests and benchmarks.
+.venv/bin/python -m ip2p_core.demo_model >/dev/null

@@ -20,6 +20,8 @@ MODEL_FILES = {
     "clip": ("CLIPLoader", "clip_name"),
     "vae": ("VAELoader", "vae_name"),
     "upscale_model": ("UpscaleModelLoader", "model_name"),
+    "lora": ("LoraLoader", "lora_name"),
+    "controlnet": ("ControlNetLoader", "control_net_name"),
 }
 SEED_INPUTS = {"IP2PSampler": "seed", "KSampler": "seed", "RandomNoise": "noise_seed"}
 STEPS_INPUTS = {"IP2PSampler": "steps", "KSampler": "steps", "BasicScheduler": "steps", "IP2PInvert": "steps"}
@@ -46,7 +48,7 @@ def with_inputs(prompt: Prompt, *, image: Optional[str] = None,
     chain of two different edits takes two); a single string is one. `model_files` names files
     by kind (the keys of MODEL_FILES): `checkpoint` goes to IP2P Checkpoint Loader,
     `sd_checkpoint` to Load Checkpoint, `unet`, `clip`, `vae`, `diffusers`, `upscale_model` to
-    Load Upscale Model.
+    Load Upscale Model, `lora` to Load LoRA, `controlnet` to Load ControlNet Model.
     """
     unknown = set(model_files) - set(MODEL_FILES)
     if unknown:
