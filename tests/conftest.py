@@ -19,6 +19,7 @@ from harness.model_factory import (
     write_corrupt_checkpoint,
 )
 from harness.sdxl_model_factory import sdxl_family_version
+from ip2p_core import demo_model
 from tools.comfy_host import ComfyHost
 
 TESTS = Path(__file__).resolve().parent
@@ -39,6 +40,8 @@ LORA_PLAIN_SD15 = "sd15_test_lora.safetensors"  # attention + conv_in for 4 chan
 CONTROLNET = "control_v11p_sd15_canny_fp16.safetensors"
 SMALL_MASK = "small_mask.png"  # the example's sky, 64x48
 OTHER_IMAGE = "other.png"  # 64x48, another picture, for batches
+DEMO_IMAGE = "shapes.png"  # examples/shapes.png, a scene of the demo model's domain
+DEMO_FILE = "demo_expanded.safetensors"  # the demo model as a file, for ComfyUI's own loader and diffusers
 
 
 def pytest_sessionstart(session):
@@ -49,6 +52,12 @@ def pytest_sessionstart(session):
 @pytest.fixture(scope="session")
 def tiny_ip2p():
     return build_sd15_ip2p(MODEL_CACHE)
+
+
+@pytest.fixture(scope="session")
+def demo_file():
+    """The shipped demo model written out as an ordinary checkpoint (once per model version)."""
+    return demo_model.checkpoint_file(demo_model.CACHE)
 
 
 @pytest.fixture(scope="session")
@@ -71,6 +80,7 @@ def add_models(host, tiny_ip2p, tiny_sd, patch_files, test_images):
     host.add_model("controlnet", patch_files.controlnet, CONTROLNET)
     for path in test_images.values():
         host.add_input(path)
+    host.add_input(REPO / "examples" / DEMO_IMAGE)
 
 
 @pytest.fixture(scope="session")

@@ -6,11 +6,13 @@ Every JSON file in workflows/ runs: the API-format files as they are, the UI-for
 import numpy as np
 import pytest
 from conftest import IP2P_CKPT, ODD_IMAGE, SD_CKPT, SMALL_IMAGE, SMALL_MASK
-from model_files import model_files, sdxl_files  # noqa: F401 (fixtures)
+from demo_files import demo_files  # noqa: F401 (fixture)
+from model_files import sdxl_files  # noqa: F401 (fixture)
 from PIL import Image
 from upscale_factory import SCALE as UPSCALE_MODEL_SCALE
 
 from harness.host_graphs import saved_images
+from ip2p_core import demo_model
 from tools.comfy_host import REPO_ROOT
 from tools.ui_workflow import load_any
 from tools.workflow_inputs import PACK_ENCODERS, with_inputs
@@ -52,14 +54,15 @@ def scale_of(prompt, node_id):
 
 
 @pytest.fixture
-def shipped_files(model_files, upscale_model, request):
-    """The model files a shipped workflow loads, by kind, for the workflow named."""
+def shipped_files(upscale_model, request):
+    """The model files a shipped workflow loads, by kind, for the workflow named: SD1.5 workflows
+    run on the shipped demo model, in whatever file shape they load it."""
     def files_for(name: str) -> dict:
-        files = {"diffusers": model_files["diffusers"], "unet": model_files["unet_ldm"], "clip": model_files["clip"],
-                 "vae": model_files["vae"], "upscale_model": upscale_model}
         if name.startswith("cosxl_"):  # SDXL family: the generated CosXL Edit checkpoint
-            files["checkpoint"] = request.getfixturevalue("sdxl_files")["cosxl_checkpoint"]
-        return files
+            files = {"checkpoint": request.getfixturevalue("sdxl_files")["cosxl_checkpoint"]}
+        else:
+            files = {**request.getfixturevalue("demo_files"), "checkpoint": demo_model.CHECKPOINT_NAME}
+        return {**files, "upscale_model": upscale_model}
     return files_for
 
 

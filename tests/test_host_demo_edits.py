@@ -1,0 +1,160 @@
+"""What the demo model does to a picture, through the pack's nodes in a real host.
+
+The demo model (ip2p_core.demo_model) really edits its domain, so these check *what* an edit
+changed (ip2p_core.training.evaluate_edits against the drawn target), not just that it ran: the named
+shape takes the asked colour and the rest stays; a mask keeps the outside; denoise 0.5
+changes less than 1; a batch of instructions gives each its own edit, in order; batch item i
+is the single edit with seed + i. And the pack's edit is the one ComfyUI's native IP2P wiring
+and diffusers' pipeline make on the same weights and noise.
+"""
+import numpy as np
+import pytest
+import torch
+from conftest import DEMO_FILE, DEMO_IMAGE
+from PIL import Image
+from reference import pipeline_latent, relative_diff
+from test_host_parity import DIFFUSERS_RTOL, NATIVE_RTOL
+
+from harness.host_graphs import (
+    instruction_lines,
+    native_edit,
+    pack_edit,
+    saved_images,
+    saved_latent,
+)
+from ip2p_core import demo_model
+from ip2p_core.training.evaluate_edits import score
+from ip2p_core.training.synthetic_shapes import Edit, Scene, Shape, edit_pair, example_scene
+from ip2p_core.training.trainable_model import (
+    comfy_tokenizer_dir,
+    ip2p_pipeline,
+    load_model,
+)
+
+pytestmark = pytest.mark.host
+DEMO = demo_model.CHECKPOINT_NAME
+RECOLOUR = Edit("recolor", shape="square", color="red")
+# Where the instruction changes nothing: about 20/255 RMS (0.004 measured on the example's recolour:
+# what the TAESD VAE and a 64-pixel model leave of untouched shapes and edges).
+UNTOUCHED_MSE = 0.006
+# Removing a shape works reliably in scenes of two (seeds 0-2 all succeed); with three, the model
+# often removes another one (benchmarks/RESULTS.md, the demo model's table).
+TWO_SHAPES = Scene("blue", (Shape("circle", "yellow", 6, 8, 20), Shape("square", "white", 38, 10, 20)))
+
+
+def demo_edit(instruction, image=DEMO_IMAGE, **kwargs):
+    settings = {"seed": 0, "steps": 20, "text_cfg": 7.5, "image_cfg": 1.5, "decode": True, **kwargs}
+    return pack_edit(DEMO, image, instruction, **settings)
+
+
+def change_from_the_example(result: Image.Image) -> float:
+    """Pixel MSE (0-1 scale) of an edit of the example scene against that scene."""
+    return float(np.mean((np.asarray(result, dtype=float) / 255
+                          - np.asarray(example_scene().draw(64), dtype=float) / 255) ** 2))
+
+
+def edited(host, graph) -> list[Image.Image]:
+    return [Image.fromarray(image) for image in saved_images(host, graph)]
+
+
+@pytest.fixture(scope="module")
+def demo_host(host, demo_file):
+    name = host.add_model("checkpoints", demo_file, DEMO_FILE)
+    host.object_info(refresh=True)
+    yield host
+    host.remove_model("checkpoints", name)
+
+
+def test_the_loader_lists_the_demo_model_with_no_file_in_models(host):
+    names = host.object_info("IP2PCheckpointLoader")["input"]["required"]["ckpt_name"][0]
+    assert DEMO in names
+    assert not (host.models_dir / "checkpoints" / DEMO).exists()
+
+
+def test_recolour_takes_the_asked_colour_and_keeps_the_rest(host):
+    pair = edit_pair(example_scene(), RECOLOUR)
+    (result,) = edited(host, demo_edit(pair.instruction))
+    scored = score(pair, result)
+    assert scored.success, "the square did not turn red"
+    assert scored.untouched_mse < UNTOUCHED_MSE
+    assert scored.mse < 0.3 * scored.identity_mse
+
+
+@pytest.fixture(scope="module")
+def two_shapes_image(host, tmp_path_factory):
+    path = tmp_path_factory.mktemp("demo") / "two_shapes.png"
+    TWO_SHAPES.draw(64).save(path)
+    return host.add_input(path)
+
+
+@pytest.mark.parametrize("scene, edit", [(TWO_SHAPES, Edit("remove", shape="circle")),
+                                         (example_scene(), Edit("background", color="yellow")),
+                                         (example_scene(), Edit("night"))], ids=lambda v: getattr(v, "kind", ""))
+def test_other_kinds_of_edit_do_what_they_say(host, two_shapes_image, scene, edit):
+    pair = edit_pair(scene, edit)
+    image = two_shapes_image if scene is TWO_SHAPES else DEMO_IMAGE
+    (result,) = edited(host, demo_edit(pair.instruction, image=image))
+    assert score(pair, result).success, pair.instruction
+
+
+def test_the_scales_do_what_users_are_told(host):
+    """text_cfg 0 changes far less than the edit (this model, asked nothing, drifts toward its
+    average edit instead of giving the input back exactly: 0.022 against the edit's 0.067); a
+    higher image_cfg keeps more of the input, with the instruction and without."""
+    def change(instruction, **scales) -> float:
+        return change_from_the_example(edited(host, demo_edit(instruction, **scales))[0])
+
+    assert change("make it night", text_cfg=0.0) < 0.5 * change("make it night")
+    assert change("make it night", image_cfg=5.0) < change("make it night")
+    assert change("make the square red", text_cfg=0.0, image_cfg=5.0) < 0.6 * change("make the square red",
+                                                                                      text_cfg=0.0)
+
+
+def test_masked_edit_leaves_the_outside_untouched(host):
+    mask = {"30": {"class_type": "SolidMask", "inputs": {"value": 0.0, "width": 64, "height": 64}},
+            "31": {"class_type": "SolidMask", "inputs": {"value": 1.0, "width": 32, "height": 64}},
+            "32": {"class_type": "MaskComposite", "inputs": {"destination": ["30", 0], "source": ["31", 0], "x": 0,
+                                                             "y": 0, "operation": "add"}}}
+    (result,) = edited(host, demo_edit("make it night", nodes=mask, encode={"mask": ["32", 0]}))
+    result, original = np.asarray(result, dtype=float), np.asarray(example_scene().draw(64), dtype=float)
+    assert np.array_equal(result[:, 32:], original[:, 32:]), "pixels outside the mask changed"
+    assert result[:, :28].mean() < original[:, :28].mean() - 40, "inside the mask it did not get dark"
+
+
+def test_denoise_half_changes_less_than_a_full_edit(host):
+    """A local edit: a global one ("make it night") is done as fully from denoise 0.3 as from 1 here."""
+    instruction = edit_pair(example_scene(), RECOLOUR).instruction
+    change = {denoise: change_from_the_example(edited(host, demo_edit(instruction, denoise=denoise))[0])
+              for denoise in (0.5, 1.0)}
+    assert 0 < change[0.5] < 0.5 * change[1.0]
+
+
+def test_a_batch_of_instructions_gives_each_its_own_edit_in_order(host):
+    edits = [RECOLOUR, Edit("background", color="yellow"), Edit("night")]
+    pairs = [edit_pair(example_scene(), edit) for edit in edits]
+    results = edited(host, instruction_lines(demo_edit(""), [p.instruction for p in pairs]))
+    assert len(results) == 3
+    assert [score(p, r).success for p, r in zip(pairs, results)] == [True, True, True]
+    assert not score(pairs[0], results[1]).success and not score(pairs[1], results[0]).success
+
+
+def test_batch_item_i_is_the_single_edit_with_seed_plus_i(host):
+    lines = ["make the circle red", "make the square red"]
+    batch = saved_latent(host, instruction_lines(demo_edit("", decode=False, seed=4), lines))
+    for index, line in enumerate(lines):
+        single = saved_latent(host, demo_edit(line, decode=False, seed=4 + index))
+        assert relative_diff(batch[index:index + 1], single) < 1e-5, line
+
+
+def test_the_pack_edits_as_native_ip2p_and_diffusers_do(demo_host, demo_file, tmp_path, test_images):
+    args = {"seed": 3, "steps": 4, "text_cfg": 7.5, "image_cfg": 1.5}
+    pack = saved_latent(demo_host, pack_edit(DEMO, DEMO_IMAGE, "make the circle red", **args))
+    guider_inputs = set(demo_host.object_info("DualCFGGuider")["input"]["required"])
+    native = saved_latent(demo_host, native_edit(DEMO_FILE, DEMO_IMAGE, "make the circle red",
+                                                 guider_inputs=guider_inputs, **args))
+    assert relative_diff(pack, native) < NATIVE_RTOL
+    folder = tmp_path / "demo_diffusers"
+    ip2p_pipeline(load_model(demo_file, comfy_tokenizer_dir())).save_pretrained(folder)
+    reference = pipeline_latent(folder, demo_host.input_dir / DEMO_IMAGE, "make the circle red", **args)
+    assert relative_diff(pack, reference) < DIFFUSERS_RTOL
+    assert torch.isfinite(pack).all()
