@@ -6,6 +6,7 @@ to the four noisy-latent channels: what an SD fine-tune and its base look like t
 node), and LoRAs and a ControlNet of its shapes (tests/patch_factory.py). Written once per
 demo model version, next to its expanded checkpoint.
 """
+import json
 from pathlib import Path
 
 import pytest
@@ -46,8 +47,11 @@ def demo_files(host, demo_file):
     root = demo_file.parent
     if not (root / DONE).is_file():
         _write(root, demo_file)
+    # The saved config names every setting (ControlNetModel needs them); the recipe's gives the
+    # block counts as diffusers takes them (the saved one turns layers_per_block into a list).
+    unet_config = {**json.loads((root / "diffusers" / "unet" / "config.json").read_text()), **UNET_CONFIG}
     model = TinyModel(name="demo", in_channels=8, root=root, checkpoint=demo_file, diffusers_dir=root / "diffusers",
-                      unet_config=UNET_CONFIG, vae_config={}, text_encoder_config={})
+                      unet_config=unet_config, vae_config={}, text_encoder_config={})
     patches = build_patch_files(model, root / "patches")
     names = {
         "diffusers": host.add_model("diffusers", root / "diffusers", "demo_shapes"),
