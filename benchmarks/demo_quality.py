@@ -1,7 +1,7 @@
 """How well does the shipped demo model edit? Held-out drawn pairs, scored against their exact targets.
 
     python -m benchmarks.demo_quality                      # the tables in benchmarks/RESULTS.md
-    python -m benchmarks.demo_quality --pairs 24 --grid-pairs 6 --out /tmp/q.md   # a quick look
+    python -m benchmarks.demo_quality --pairs 24 --grid-pairs 6 --out quick.md   # a quick look
 
 The same edits three ways, on the same weights and initial noise (Euler, "simple" scheduler =
 diffusers' "trailing" spacing, 20 steps, text_cfg 7.5, image_cfg 1.5, seed + i for pair i):

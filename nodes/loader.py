@@ -99,7 +99,7 @@ class IP2PCheckpointLoader(_WholeModelLoader):
                 "tooltip": "An InstructPix2Pix checkpoint in models/checkpoints (e.g. instruct-pix2pix-00-22000."
                            f"safetensors, or cosxl_edit.safetensors). {demo_model.CHECKPOINT_NAME} is the small "
                            "demo model that comes with the pack: it edits 64-pixel drawings of shapes ('make the "
-                           "circle red'), to check an install in seconds.",
+                           "square red'), to check an install in seconds.",
             }),
         }, "optional": {**host.WEIGHT_DTYPE_INPUTS, "unet_weights": (list(EMA_CHOICES), {
             "default": "auto",

@@ -105,8 +105,8 @@ def model_names(host, args, prompt: dict) -> dict:
     if not isinstance(host, ComfyHost):  # a server the user runs: names as it lists them
         return {kind: str(value) for kind, value in files.items()}
     uses_checkpoint = any(node["class_type"] == MODEL_FILES["checkpoint"][0] for node in prompt.values())
-    if "checkpoint" not in files and uses_checkpoint and find_checkpoint(None):
-        files["checkpoint"] = find_checkpoint(None)
+    if "checkpoint" not in files and uses_checkpoint and (found := find_checkpoint(None)):
+        files["checkpoint"] = found
     names = {}
     for kind, path in files.items():
         path = Path(path)
