@@ -256,8 +256,8 @@ def markdown(report: dict, command: str) -> str:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pairs", type=int, default=240)
-    parser.add_argument("--grid-pairs", type=int, default=48)
+    parser.add_argument("--pairs", type=int, default=200)
+    parser.add_argument("--grid-pairs", type=int, default=16)
     parser.add_argument("--grid-example", type=int, default=0, help="which grid pair the picture shows")
     parser.add_argument("--grid-picture", type=Path, default=REPO / "docs" / "demo_scales_grid.png")
     parser.add_argument("--out", type=Path, help="write the Markdown report here (default: print it)")
