@@ -16,11 +16,7 @@ and a grid of text_cfg x image_cfg on the first --grid-pairs pairs, with a pictu
 """
 from __future__ import annotations
 
-import argparse
-import json
 import logging
-import platform
-import sys
 import tempfile
 import time
 from dataclasses import asdict
@@ -36,6 +32,8 @@ from ip2p_core.training.evaluate_edits import EditScore, score, summarise
 from ip2p_core.training.synthetic_shapes import EDIT_KINDS, EditPair, make_pairs
 from ip2p_core.training.trainable_model import comfy_tokenizer_dir, load_model
 from tools.comfy_host import ComfyHost
+
+from . import report_cli
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -191,7 +189,6 @@ def held_out_inputs(host, pairs: list[EditPair], checkpoint: Path) -> tuple[list
 
 
 def run(args) -> dict:
-    started = time.perf_counter()
     pairs = make_pairs(args.pairs, HELD_OUT_SEED, demo_model.IMAGE_SIZE, held_out=True)
     checkpoint = demo_model.checkpoint_file(demo_model.CACHE)
     report: dict = {"pairs": len(pairs), "paths": {}, "seconds": {}}
@@ -226,8 +223,6 @@ def run(args) -> dict:
             pictures.append(row)
         grid_picture(pictures, grid_pairs[args.grid_example].original, args.grid_picture)
         report["grid_example"] = grid_pairs[args.grid_example].instruction
-    report["total_seconds"] = time.perf_counter() - started
-    report["machine"] = f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
     return report
 
 
@@ -254,24 +249,12 @@ def markdown(report: dict, command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def options(parser) -> None:
     parser.add_argument("--pairs", type=int, default=200)
     parser.add_argument("--grid-pairs", type=int, default=16)
     parser.add_argument("--grid-example", type=int, default=0, help="which grid pair the picture shows")
     parser.add_argument("--grid-picture", type=Path, default=REPO / "docs" / "demo_scales_grid.png")
-    parser.add_argument("--out", type=Path, help="write the Markdown report here (default: print it)")
-    parser.add_argument("--json", type=Path, help="write the full report as JSON here")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    report = run(args)
-    text = markdown(report, " ".join(["python", "-m", "benchmarks.demo_quality", *(argv or sys.argv[1:])]))
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2))
-    if args.out:
-        args.out.write_text(text)
-    sys.stdout.write(text)
 
 
 if __name__ == "__main__":
-    main()
+    report_cli.main("demo_quality", __doc__, options, run, markdown)
