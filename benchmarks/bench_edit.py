@@ -94,8 +94,9 @@ class HostPath:
     """One ComfyUI host running one path's graph, with the timing probe beside the pack."""
 
     def __init__(self, name: str, work: Path, checkpoint: Path, pack_dir: Path, host_args: list[str],
-                 host_env: dict[str, str]):
+                 host_env: dict[str, str], fewer_passes: dict | None = None):
         self.name = name
+        self.fewer_passes = fewer_passes  # IP2P Fewer Passes (custom) inputs for the pack's sampler
         self.work = work / name
         self.timings = work / f"{name}_timings.jsonl"
         self.checkpoint = checkpoint
@@ -132,6 +133,9 @@ class HostPath:
             prompt = pack_edit(self.ckpt_name, image, INSTRUCTION + pad, seed=seed, steps=steps,
                                text_cfg=text_cfg, image_cfg=image_cfg, sampler="euler", scheduler="simple")
             sampled, save_latent = "6", "7"
+            if self.fewer_passes:
+                prompt["20"] = {"class_type": "IP2PFewerPassesCustom", "inputs": self.fewer_passes}
+                prompt["6"]["inputs"]["fewer_passes"] = ["20", 0]
         else:
             prompt = native_edit(self.ckpt_name, image, INSTRUCTION + pad, seed=seed, steps=steps,
                                  text_cfg=text_cfg, image_cfg=image_cfg, guider_inputs=self.guider_inputs)
@@ -305,7 +309,8 @@ def run(args) -> dict:
     work = Path(tempfile.mkdtemp(prefix="ip2p-bench-", dir=args.work_dir))
     model = build_sd15_ip2p(args.cache) if args.quick else build_sd15_full_ip2p(args.cache)
     images = prepare_images(work, sorted({WARMUP_SIZE, *(size for size, _ in args.cells)}))
-    paths = [HostPath("pack", work, model.checkpoint, args.pack_dir, args.host_args, args.host_env),
+    paths = [HostPath("pack", work, model.checkpoint, args.pack_dir, args.host_args, args.host_env,
+                      args.fewer_passes),
              HostPath("native", work, model.checkpoint, args.pack_dir, args.host_args, args.host_env),
              DiffusersPath(work, model.diffusers_dir)]
     scales = dict(seed=args.seed, text_cfg=args.text_cfg, image_cfg=args.image_cfg)
@@ -372,7 +377,7 @@ def run(args) -> dict:
             "model": {"name": model.name, "unet": {k: model.unet_config[k] for k in
                                                    ("block_out_channels", "layers_per_block", "down_block_types")}},
             "settings": {**scales, "cells": args.cells, "repeats": args.repeats, "resident": args.resident,
-                         "sampler": "euler", "scheduler": "simple / trailing"}}
+                         "sampler": "euler", "scheduler": "simple / trailing", "fewer_passes": args.fewer_passes}}
 
 
 def same_host(args) -> dict:
@@ -540,7 +545,9 @@ def markdown(data: dict, command: str) -> str:
         f"{s['repeats']} repeats per cell, medians. "
         + ("The three processes up together, their edits back to back, cell by cell (order rotating per repeat)."
            if s.get("resident") else "Each path in a fresh process of its own, one process at a time, the paths "
-                                     "taking turns (order rotating per repeat)."),
+                                     "taking turns (order rotating per repeat).")
+        + (f" The pack's sampler with IP2P Fewer Passes (custom) {s['fewer_passes']}: its edit differs from the "
+           "others' by design." if s.get("fewer_passes") else ""),
         "",
         "## Results",
         "",
@@ -620,6 +627,10 @@ def parse_args(argv=None):
     parser.add_argument("--resident", action="store_true",
                         help="keep the three processes up and run their edits back to back (needs free RAM for "
                              "all three models; ComfyUI may split its UNet batches when it finds less)")
+    parser.add_argument("--fewer-passes", metavar="SETTING",
+                        help="the pack's sampler with an IP2P Fewer Passes preset (e.g. fast) or a name from "
+                             "benchmarks/fewer_passes.py's SETTINGS (e.g. 'text term to 0.5'); its edit then differs "
+                             "from the other paths' by design, and the ratios show what the setting saves")
     parser.add_argument("--same-host", action="store_true",
                         help="instead: the pack's and the native nodes taking turns in one host on one loaded model "
                              "(prints a table; --out appends it)")
@@ -639,6 +650,13 @@ def parse_args(argv=None):
     if args.host_args is None:
         args.host_args = list(DEFAULT_HOST_ARGS)
     args.host_env = dict(args.host_env)
+    if args.fewer_passes is not None:
+        from .fewer_passes import PRESETS, SETTINGS, named_setting
+        inputs = named_setting(args.fewer_passes)
+        if inputs is None:
+            parser.error(f"--fewer-passes takes a preset ({', '.join(PRESETS)}) or one of {sorted(SETTINGS)}, "
+                         f"got {args.fewer_passes!r}")
+        args.fewer_passes = inputs
     return args
 
 

@@ -2,7 +2,7 @@
 from .color import IP2PColorMatch
 from .decode import IP2PDecode
 from .encode import IP2PEncode, IP2PEncodeText
-from .fewer_passes import IP2PFewerPassesCustom
+from .fewer_passes import IP2PFewerPasses, IP2PFewerPassesCustom
 from .guider import IP2PGuider
 from .invert import IP2PInvert
 from .loader import IP2PCheckpointLoader, IP2PDiffusersLoader, IP2PUNetLoader
@@ -27,6 +27,7 @@ NODE_CLASS_MAPPINGS = {
     "IP2PFromSDModel": IP2PFromSDModel,
     "IP2PAddDifference": IP2PAddDifference,
     "IP2PSaveCheckpoint": IP2PSaveCheckpoint,
+    "IP2PFewerPasses": IP2PFewerPasses,
     "IP2PFewerPassesCustom": IP2PFewerPassesCustom,
     "IP2PStepCache": IP2PStepCache,
     "IP2PInvert": IP2PInvert,
@@ -46,6 +47,7 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "IP2PFromSDModel": "IP2P from SD Model (widen conv_in)",
     "IP2PAddDifference": "IP2P Add Difference (merge a fine-tune)",
     "IP2PSaveCheckpoint": "IP2P Save Checkpoint",
+    "IP2PFewerPasses": "IP2P Fewer Passes",
     "IP2PFewerPassesCustom": "IP2P Fewer Passes (custom)",
     "IP2PStepCache": "IP2P Step Cache",
     "IP2PInvert": "IP2P Invert",

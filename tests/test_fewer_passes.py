@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from ip2p_core.errors import IP2PUserError
-from ip2p_core.inference.fewer_passes import PassPlan, PassSaving, predictions_agree, term_scales
+from ip2p_core.inference.fewer_passes import PRESETS, PassPlan, PassSaving, predictions_agree, term_scales
 from ip2p_core.inference.guidance import add_text_guidance, needed_predictions
 
 
@@ -82,3 +82,11 @@ def test_agreement_needs_every_sample_of_the_batch():
 def test_bad_settings_are_refused_with_the_input_named(settings, message):
     with pytest.raises(IP2PUserError, match=message):
         PassSaving(**settings)
+
+
+def test_faithful_is_the_default_and_every_other_preset_saves_something():
+    assert PRESETS["faithful"] == PassSaving()
+    for name, saving in PRESETS.items():
+        if name != "faithful":
+            assert (saving.text_range != (0.0, 1.0) or saving.image_range != (0.0, 1.0) or saving.agreement < 1.0
+                    or saving.cache_interval > 1), name

@@ -2,10 +2,10 @@
 
 The demo model (ip2p_core.demo_model) really edits its domain, so these check *what* an edit
 changed (ip2p_core.training.evaluate_edits against the drawn target), not just that it ran: the named
-shape takes the asked colour and the rest stays; a mask keeps the outside; denoise 0.5
-changes less than 1; a batch of instructions gives each its own edit, in order; batch item i
-is the single edit with seed + i. And the pack's edit is the one ComfyUI's native IP2P wiring
-and diffusers' pipeline make on the same weights and noise.
+shape takes the asked colour and the rest stays, with IP2P Fewer Passes' presets too; a mask
+keeps the outside; denoise 0.5 changes less than 1; a batch of instructions gives each its own
+edit, in order; batch item i is the single edit with seed + i. And the pack's edit is the one
+ComfyUI's native IP2P wiring and diffusers' pipeline make on the same weights and noise.
 """
 import numpy as np
 import pytest
@@ -95,6 +95,16 @@ def test_other_kinds_of_edit_do_what_they_say(host, two_shapes_image, scene, edi
     image = two_shapes_image if scene is TWO_SHAPES else DEMO_IMAGE
     (result,) = edited(host, demo_edit(pair.instruction, image=image))
     assert score(pair, result).success, pair.instruction
+
+
+@pytest.mark.parametrize("preset", ["balanced", "fast"])
+def test_the_fewer_passes_presets_keep_the_edit(host, preset):
+    pair = edit_pair(example_scene(), RECOLOUR)
+    fewer = {"20": {"class_type": "IP2PFewerPasses", "inputs": {"preset": preset}}}
+    (result,) = edited(host, demo_edit(pair.instruction, sampling={"fewer_passes": ["20", 0]}, nodes=fewer))
+    scored = score(pair, result)
+    assert scored.success, f"with the {preset} preset the square did not turn red"
+    assert scored.untouched_mse < UNTOUCHED_MSE
 
 
 def test_the_scales_do_what_users_are_told(host):

@@ -9,7 +9,9 @@ import pytest
 import torch
 from conftest import IP2P_CKPT, LORA_CORE, SMALL_IMAGE
 
+from benchmarks.fewer_passes import custom_inputs
 from harness.host_graphs import pack_edit, saved_latent
+from ip2p_core.inference.fewer_passes import PRESETS
 
 pytestmark = pytest.mark.host
 INSTRUCTION = "turn the sky into a sunset"
@@ -87,6 +89,24 @@ def test_a_term_whose_predictions_agree_stops_and_at_1_none_does(host, tmp_path)
     saved_latent(host, edit(saving=fewer_passes(stop_when_agree=0.9), record=record))
     counts = predictions_per_call(record)
     assert counts[0] == 3 and counts[-1] < 3 and counts == sorted(counts, reverse=True)
+
+
+def preset(name: str) -> dict:
+    return {"class_type": "IP2PFewerPasses", "inputs": {"preset": name}}
+
+
+def test_the_faithful_preset_is_todays_edit(host, plain, tmp_path):
+    record = str(tmp_path / "unet")
+    assert torch.equal(saved_latent(host, edit(saving=preset("faithful"), record=record)), plain)
+    assert predictions_per_call(record) == [3] * STEPS
+
+
+@pytest.mark.parametrize("name", [name for name in PRESETS if name != "faithful"])
+def test_a_preset_is_the_custom_settings_it_names(host, plain, name):
+    latent = saved_latent(host, edit(saving=preset(name)))
+    custom = {"class_type": "IP2PFewerPassesCustom", "inputs": custom_inputs(PRESETS[name])}
+    assert torch.equal(latent, saved_latent(host, edit(saving=custom)))
+    assert not torch.equal(latent, plain)
 
 
 def step_cache(interval: int, model=("1", 0)) -> dict:
