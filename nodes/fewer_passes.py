@@ -11,16 +11,20 @@ def _range_end(default: float, which: str, term: str) -> tuple:
                                  f"its range the term is off and its prediction is not computed."})
 
 
-class IP2PFewerPassesCustom:
-    DESCRIPTION = ("Spends fewer UNet passes per edit: each guidance term only in its own part of the schedule "
-                   "(guidance interval), terms that switch off once their predictions agree (adaptive guidance), "
-                   "and optional step caching. Text term off = plain CFG on instruction + image at the image scale; "
-                   "image term off = image scale 1. Connect to the IP2P Sampler's or Guider's fewer_passes.")
+class _FewerPassesNode:
+    """What both fewer-passes nodes output, and where it goes."""
     CATEGORY = "InstructPix2Pix/sampling"
     RETURN_TYPES = ("IP2P_FEWER_PASSES",)
     RETURN_NAMES = ("fewer_passes",)
     OUTPUT_TOOLTIPS = ("Connect to fewer_passes on the IP2P Sampler or IP2P Guider.",)
     FUNCTION = "make"
+
+
+class IP2PFewerPassesCustom(_FewerPassesNode):
+    DESCRIPTION = ("Spends fewer UNet passes per edit: each guidance term only in its own part of the schedule "
+                   "(guidance interval), terms that switch off once their predictions agree (adaptive guidance), "
+                   "and optional step caching. Text term off = plain CFG on instruction + image at the image scale; "
+                   "image term off = image scale 1. Connect to the IP2P Sampler's or Guider's fewer_passes.")
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -46,20 +50,15 @@ PRESET_TOOLTIP = ("faithful: all three predictions at every step, the edit witho
                   "balanced: step caching every 2nd step (the UNet's deep blocks reused): about 0.7x the time, "
                   "the same success and 4 % more error on the demo model. "
                   "fast: both guidance terms only over the first 30 % of the schedule, plus step caching: about "
-                  "0.4x the time (32 passes instead of 60 at 20 steps), 5 % more error and 5 edits in 100 fewer right on "
-                  "the demo model.")
+                  "0.4x the time (32 passes instead of 60 at 20 steps), 5 % more error and 5 edits in 100 fewer "
+                  "right on the demo model.")
 
 
-class IP2PFewerPasses:
+class IP2PFewerPasses(_FewerPassesNode):
     DESCRIPTION = ("Fewer UNet passes per edit, as a named preset: faithful = every pass (the edit without this "
                    "node), balanced and fast = less time for a small change to the edit (measured on the demo "
                    "model in benchmarks/RESULTS.md). Connect to the IP2P Sampler's or Guider's fewer_passes; "
                    "IP2P Fewer Passes (custom) sets each technique by hand.")
-    CATEGORY = "InstructPix2Pix/sampling"
-    RETURN_TYPES = ("IP2P_FEWER_PASSES",)
-    RETURN_NAMES = ("fewer_passes",)
-    OUTPUT_TOOLTIPS = ("Connect to fewer_passes on the IP2P Sampler or IP2P Guider.",)
-    FUNCTION = "make"
 
     @classmethod
     def INPUT_TYPES(cls):
