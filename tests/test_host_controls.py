@@ -1,4 +1,5 @@
-"""Editing controls in a real host: batches, masks, guidance schedules, rescale, skipped calls."""
+"""Editing controls in a real host: batches, masks, guidance schedules, rescale, skipped calls;
+batches and masks also with IP2P Fewer Passes skipping passes and caching steps."""
 import numpy as np
 import pytest
 import torch
@@ -24,6 +25,15 @@ def edit(host, **kwargs):
 MASK_NODE = {"30": {"class_type": "LoadImageMask", "inputs": {"image": SMALL_MASK, "channel": "red"}}}
 
 
+def fewer(preset: str | None, **kwargs) -> dict:
+    """edit() arguments with IP2P Fewer Passes' `preset` on the sampler (None: without the node),
+    for the controls that must keep working when passes are skipped and steps cached."""
+    if preset is None:
+        return kwargs
+    nodes = {**kwargs.pop("nodes", {}), "25": {"class_type": "IP2PFewerPasses", "inputs": {"preset": preset}}}
+    return {**kwargs, "nodes": nodes, "sampling": {**kwargs.pop("sampling", {}), "fewer_passes": ["25", 0]}}
+
+
 # -- batches -----------------------------------------------------------------------------
 
 def test_n_images_one_instruction_item_i_is_the_single_edit_with_seed_plus_i(host):
@@ -38,10 +48,11 @@ def test_n_images_one_instruction_item_i_is_the_single_edit_with_seed_plus_i(hos
     assert relative_diff(batch[1:], second) < BATCH_RTOL
 
 
-def test_one_image_n_instructions_item_i_is_instruction_i_with_seed_plus_i(host):
+@pytest.mark.parametrize("preset", [None, "fast"])
+def test_one_image_n_instructions_item_i_is_instruction_i_with_seed_plus_i(host, preset):
     lines = ["make it winter", "add fireworks"]
-    batch = saved_latent(host, instruction_lines(edit(host), lines))
-    singles = [saved_latent(host, instruction_lines(edit(host, seed=11 + i), [line], per_line=False))
+    batch = saved_latent(host, instruction_lines(edit(host, **fewer(preset)), lines))
+    singles = [saved_latent(host, instruction_lines(edit(host, **fewer(preset, seed=11 + i)), [line], per_line=False))
                for i, line in enumerate(lines)]
     assert batch.shape[0] == 2
     for item, single in zip(batch, singles):
@@ -68,8 +79,9 @@ def latent_mask(test_images) -> torch.Tensor:
     return F.interpolate(mask[None, None], size=(6, 8), mode="bilinear")[0, 0]
 
 
-def test_masked_edit_keeps_the_input_latent_outside_the_mask(host, test_images):
-    masked = saved_latent(host, edit(host, nodes=MASK_NODE, encode={"mask": ["30", 0]}))
+@pytest.mark.parametrize("preset", [None, "fast"])
+def test_masked_edit_keeps_the_input_latent_outside_the_mask(host, test_images, preset):
+    masked = saved_latent(host, edit(host, **fewer(preset, nodes=MASK_NODE, encode={"mask": ["30", 0]})))
     source = saved_latent(host, edit(host, denoise=0.0))
     outside = latent_mask(test_images) == 0
     assert outside.any() and (~outside).any()
