@@ -1,7 +1,7 @@
 """Does starting from the input's inverted noise keep the picture? The demo model's held-out pairs.
 
     python -m benchmarks.inversion_quality                  # the tables in benchmarks/RESULTS.md
-    python -m benchmarks.inversion_quality --pairs 32 --round-trip-pairs 8 --out /tmp/i.md   # a quick look
+    python -m benchmarks.inversion_quality --pairs 16 --round-trip-pairs 4 --out quick.md   # a quick look
 
 Through the pack's nodes in a real host (Euler, "simple" scheduler, text_cfg 7.5, image_cfg 1.5):
 
@@ -106,8 +106,8 @@ def markdown(report: dict, command: str) -> str:
 
 
 def options(parser) -> None:
-    parser.add_argument("--pairs", type=int, default=240)
-    parser.add_argument("--round-trip-pairs", type=int, default=48)
+    parser.add_argument("--pairs", type=int, default=120)
+    parser.add_argument("--round-trip-pairs", type=int, default=16)
 
 
 if __name__ == "__main__":
