@@ -139,6 +139,12 @@ LAYOUTS = {
         "the instruction does not touch stays where it was. Give both the same steps, sampler, scheduler and "
         "denoise; the sampler must not add noise (Euler, not Euler ancestral).",
         _groups(LOAD, ("Instruction and inversion", "3 4", PURPLE), ("Edit", "5", GREEN), ("Result", "6 7", BROWN))),
+    "fast_edit": Layout(
+        "The same edit in about half the time: IP2P Fewer Passes' fast preset computes both guidance terms "
+        "only over the first 30 % of the steps and reuses the UNet's deep features every other step (32 "
+        "UNet passes instead of 60 at 20 steps). balanced keeps every pass and caches steps only; faithful "
+        "is the edit without the node. What each costs: benchmarks/RESULTS.md.",
+        _groups(LOAD, ("Instruction and preset", "3 4", PURPLE), ("Edit", "5", GREEN), ("Result", "6 7", BROWN))),
     "working_resolution_edit": Layout(
         "Working resolution: the image is edited with its longest side at 512 px (what the model was "
         "trained at) and IP2P Decode scales the result back to the input's size. Use it for large photos; "
