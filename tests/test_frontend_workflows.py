@@ -61,7 +61,13 @@ def test_the_frontend_sends_the_api_workflow(host, rendered, stem):
 
 @pytest.mark.parametrize("stem", STEMS)
 def test_the_prompt_the_frontend_made_runs(host, rendered, shipped_files, stem):
-    runs_and_keeps_the_input_size(host, on_test_files(rendered[stem]["prompt"], files=shipped_files(stem)))
+    prompt = on_test_files(rendered[stem]["prompt"], files=shipped_files(stem))
+    # Saved under a name of its own: upstream caches a prompt it already ran (test_host_workflows
+    # runs the same one and deletes its files) and would report files that are gone.
+    for node in prompt.values():
+        if "filename_prefix" in node["inputs"]:
+            node["inputs"]["filename_prefix"] = f"frontend_{node['inputs']['filename_prefix']}"
+    runs_and_keeps_the_input_size(host, prompt)
 
 
 @pytest.mark.parametrize("stem", STEMS)
