@@ -76,8 +76,6 @@ SETTINGS: dict[str, dict] = {
     "both to 0.3, step cache 2": {"text_end": 0.3, "image_end": 0.3, "cache_interval": 2},
     "agree 0.995, step cache 2": {"stop_when_agree": 0.995, "cache_interval": 2},
 }
-DEFAULTS = {"text_start": 0.0, "text_end": 1.0, "image_start": 0.0, "image_end": 1.0, "stop_when_agree": 1.0,
-            "cache_interval": 1, "cache_depth": 1}
 
 
 def custom_inputs(saving: PassSaving) -> dict:
@@ -88,6 +86,7 @@ def custom_inputs(saving: PassSaving) -> dict:
             "cache_depth": saving.cache_depth}
 
 
+DEFAULTS = custom_inputs(PassSaving())  # the node's inputs that skip nothing
 
 
 def named_setting(name: str) -> dict | None:
@@ -144,10 +143,10 @@ def run(args) -> dict:
             names, file_name = held_out_inputs(host, pairs, checkpoint)
             report["host"] = host.kind
             full = None
+            batches = [min(BATCH, len(pairs) - i) for i in range(0, len(pairs), BATCH)]
             for name, inputs in SETTINGS.items():
                 edits = pack_edits(host, names, pairs, **with_setting(inputs))
                 loops = probe.new_loops()
-                batches = [min(BATCH, len(pairs) - i) for i in range(0, len(pairs), BATCH)]
                 scores = [score(p, e) for p, e in zip(pairs, edits)]
                 pack_edits(host, names[:len(timed)], timed, batch=1, **with_setting(inputs))
                 timing = probe.new_loops()
