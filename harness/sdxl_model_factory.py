@@ -6,7 +6,8 @@ encoders and VAE from fixed configs, refusing other shapes. So only the UNet is 
 
 * UNet: model_factory's tiny SDXL IP2P UNet, the same weights as `build_sdxl_ip2p_unet`'s file.
 * VAE: SDXL's AutoencoderKL (SD1.5's shape; latents scaled by 0.13025).
-* CLIP-L: the CLIP ViT-L/14 text tower, as in SD1.5.
+* CLIP-L: the CLIP ViT-L/14 text tower, as in SD1.5; like CLIP-G's, only its first two and last
+  two layers are random.
 * CLIP-G: the OpenCLIP ViT-bigG/14 text tower with its projection at full size (32 layers,
   width 1280, 694M parameters). Only its first two and last two layers are random: the others'
   attention and MLP weights are zero (each block passes its input on), so that their 1.1 GB in
@@ -15,7 +16,8 @@ encoders and VAE from fixed configs, refusing other shapes. So only the UNet is 
 
 Random weights as in model_factory (`randomise_`), fp16-rounded and stored as fp16 (ComfyUI
 computes in fp32 on the CPU, or fp16 without --fp32-text-enc; both stay finite). One build
-(6 GB of file size, 2.8 GB on disk, a minute or two) writes the same weights three ways:
+(6 GB of file size, 2.5 GB on disk, a minute or two; each file's zeros are holes before the next
+is written) writes the same weights three ways:
 
 * `sdxl_ip2p.safetensors`: an LDM single file as SDXL checkpoints hold it (UNet, VAE, CLIP-L
   in HF layout under `conditioner.embedders.0.transformer.`, CLIP-G in OpenCLIP layout under
@@ -28,7 +30,6 @@ so editing this file leaves model_factory's (much larger) cache alone.
 """
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import logging
 import math
@@ -52,15 +53,16 @@ from .model_factory import (
     DEFAULT_CACHE_ROOT,
     SDXL_UNET_SEED,
     UNET_CONV_OUT_GAIN,
-    _file_lock,
     _round_to_fp16_,
     build_sdxl_ip2p_unet,
     factory_version,
+    file_lock,
     randomise_,
     sd15_text_encoder_config,
     sd15_vae_config,
     sdxl_ip2p_unet_config,
 )
+from .sparse_files import dig_holes
 
 log = logging.getLogger(__name__)
 
@@ -73,10 +75,9 @@ CLIP_L_PREFIX = "conditioner.embedders.0.transformer."
 CLIP_G_PREFIX = "conditioner.embedders.1.model."
 OPENCLIP_LOGIT_SCALE = math.log(100.0)  # OpenCLIP's trained value; SDXL checkpoints carry it
 CLIP_G_RANDOM_LAYERS = (0, 1, 30, 31)  # the pooled output reads layer 31, SDXL's penultimate one layer 30
+CLIP_L_RANDOM_LAYERS = (0, 1, 10, 11)  # SDXL reads CLIP-L's penultimate layer, 10
 IDENTITY_PARTS = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.out_proj", "mlp.fc1",
                   "mlp.fc2")
-FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE = 0x01, 0x02
-HOLE_CHUNK = 1 << 20
 DIFFUSERS_PARTS = ("unet", "vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "scheduler")
 
 
@@ -115,7 +116,7 @@ def build_sdxl_family(cache_root: Path = DEFAULT_CACHE_ROOT) -> SDXLFamily:
         return model
     unet_file = build_sdxl_ip2p_unet(cache_root).unet  # outside our lock: it takes its own
     version_dir.mkdir(parents=True, exist_ok=True)
-    with _file_lock(version_dir / f".{NAME}.lock"):
+    with file_lock(version_dir / f".{NAME}.lock"):
         if _is_complete(model):  # another process built it while we waited
             return model
         for leftover in version_dir.glob(f".{NAME}-tmp-*"):  # from a killed build; we hold the lock
@@ -166,11 +167,12 @@ def _build_into(model: SDXLFamily, unet_file: Path) -> None:
         clip_g = CLIPTextModelWithProjection(CLIPTextConfig(**clip_g_config())).eval()
         for module, seed in ((vae, SDXL_VAE_SEED), (clip_l, CLIP_L_SEED), (clip_g, CLIP_G_SEED)):
             randomise_(module, seed)  # fp16-rounded values
-        for index, layer in enumerate(clip_g.text_model.encoder.layers):
-            if index not in CLIP_G_RANDOM_LAYERS:
-                for part in IDENTITY_PARTS:
-                    for param in layer.get_submodule(part).parameters():
-                        param.zero_()
+        for encoder, random_layers in ((clip_l, CLIP_L_RANDOM_LAYERS), (clip_g, CLIP_G_RANDOM_LAYERS)):
+            for index, layer in enumerate(encoder.text_model.encoder.layers):
+                if index not in random_layers:
+                    for part in IDENTITY_PARTS:
+                        for param in layer.get_submodule(part).parameters():
+                            param.zero_()
     for module in (unet, vae, clip_l, clip_g):
         module.to(torch.float16)
 
@@ -181,6 +183,8 @@ def _build_into(model: SDXLFamily, unet_file: Path) -> None:
         vae=vae, text_encoder=clip_l, text_encoder_2=clip_g, tokenizer=tokenizers[0], tokenizer_2=tokenizers[1],
         unet=unet, scheduler=EulerDiscreteScheduler.from_config(SD15_NOISE_SCHEDULE), add_watermarker=False,
     ).save_pretrained(model.diffusers_dir, safe_serialization=True)
+    for path in sorted(model.diffusers_dir.rglob("*.safetensors")):  # each copy's zeros go before the next is written
+        dig_holes(path)
 
     state = {UNET_PREFIX + k: v for k, v in load_file(str(unet_file)).items()}
     state.update(vae_to_ldm(vae.state_dict(), sdxl_vae_config()))
@@ -189,28 +193,11 @@ def _build_into(model: SDXLFamily, unet_file: Path) -> None:
     state = {k: v.contiguous() for k, v in state.items()}
     metadata = {"format": "pt", "ip2p_test_factory": sdxl_family_version()}
     save_file(state, str(model.sdxl_checkpoint), metadata=metadata)
+    dig_holes(model.sdxl_checkpoint)
     state["edm_vpred.sigma_min"] = torch.tensor(COSXL_SIGMA_MIN)
     state["edm_vpred.sigma_max"] = torch.tensor(COSXL_SIGMA_MAX)
     save_file(state, str(model.cosxl_checkpoint), metadata=metadata)
-    for path in sorted(model.root.rglob("*.safetensors")):
-        dig_holes(path)
-
-
-def dig_holes(path: Path) -> int:
-    """Gives the file system back the file's all-zero 1 MiB chunks (they still read as zeros);
-    the bytes freed, 0 where the file system cannot punch holes."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong]
-    zero, freed, offset = bytes(HOLE_CHUNK), 0, 0
-    with open(path, "r+b") as f:
-        while chunk := f.read(HOLE_CHUNK):
-            if chunk == zero:
-                if libc.fallocate(f.fileno(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, HOLE_CHUNK):
-                    log.info("%s: no holes on this file system (%s)", path.name, os.strerror(ctypes.get_errno()))
-                    return freed
-                freed += HOLE_CHUNK
-            offset += len(chunk)
-    return freed
+    dig_holes(model.cosxl_checkpoint)
 
 
 def openclip_text_state(hf: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -10,12 +10,11 @@ from transformers import CLIPTextConfig, CLIPTextModelWithProjection
 from harness.model_factory import build_sdxl_ip2p_unet, randomise_
 from harness.sdxl_model_factory import (
     CLIP_G_PREFIX,
-    HOLE_CHUNK,
     build_sdxl_family,
     clip_g_config,
-    dig_holes,
     openclip_text_state,
 )
+from harness.sparse_files import HOLE_CHUNK, dig_holes
 from ip2p_core.formats.diffusers_to_ldm import infer_unet_config, unet_to_ldm
 
 UNET_PREFIX = "model.diffusion_model."
