@@ -2,7 +2,7 @@
 
     python -m benchmarks.bench_edit --out FILE           # 256/512 px x 2/4 steps x 3 repeats -> FILE (and stdout)
     python -m benchmarks.bench_edit --cells 256x2 512x2 --repeats 2   # chosen (size, steps) pairs
-    python -m benchmarks.bench_edit --quick --out FILE   # about a minute: tiny model, 64 px, 1 step
+    python -m benchmarks.bench_edit --quick --out FILE   # about a minute: the demo model, 64 px, 1 step
     python -m benchmarks.bench_edit --host-arg=--fp32-text-enc --host-arg=--use-pytorch-cross-attention
 
 Three paths edit the same image with the same instruction, seed, sampler (Euler), scheduler
@@ -67,8 +67,9 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
+from harness.demo_files import demo_files
 from harness.host_graphs import native_edit, pack_edit
-from harness.model_factory import DEFAULT_CACHE_ROOT, build_sd15_full_ip2p, build_sd15_ip2p
+from harness.model_factory import DEFAULT_CACHE_ROOT, build_sd15_full_ip2p
 from tools.comfy_host import ComfyHost, HostError
 
 from .proc_memory import available_mb, memory_mb, reset_peak
@@ -307,7 +308,7 @@ def prepare_images(work: Path, sizes: list[int]) -> dict[int, Path]:
 
 def run(args) -> dict:
     work = Path(tempfile.mkdtemp(prefix="ip2p-bench-", dir=args.work_dir))
-    model = build_sd15_ip2p(args.cache) if args.quick else build_sd15_full_ip2p(args.cache)
+    model = demo_files().model if args.quick else build_sd15_full_ip2p(args.cache)
     images = prepare_images(work, sorted({WARMUP_SIZE, *(size for size, _ in args.cells)}))
     paths = [HostPath("pack", work, model.checkpoint, args.pack_dir, args.host_args, args.host_env,
                       args.fewer_passes),
@@ -389,7 +390,7 @@ def same_host(args) -> dict:
     so any difference left is the nodes'.
     """
     work = Path(tempfile.mkdtemp(prefix="ip2p-bench-", dir=args.work_dir))
-    model = build_sd15_ip2p(args.cache) if args.quick else build_sd15_full_ip2p(args.cache)
+    model = demo_files().model if args.quick else build_sd15_full_ip2p(args.cache)
     images = prepare_images(work, sorted({WARMUP_SIZE, *(size for size, _ in args.cells)}))
     path = HostPath("pack", work, model.checkpoint, args.pack_dir, args.host_args, args.host_env)
     scales = dict(seed=args.seed, text_cfg=args.text_cfg, image_cfg=args.image_cfg)
@@ -603,7 +604,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true",
-                        help="smoke run: the tiny test model, 64 px, 1 step, 1 repeat (under a minute or two)")
+                        help="smoke run: the demo model, 64 px, 1 step, 1 repeat (under a minute or two)")
     parser.add_argument("--resolutions", type=int, nargs="+", help="square image sizes in pixels (default 256 512)")
     parser.add_argument("--steps", type=int, nargs="+", help="step counts (default 2 4)")
     parser.add_argument("--cells", nargs="+", metavar="SIZExSTEPS",

@@ -3,7 +3,7 @@
     python -m benchmarks.merge_memory                         # this checkout
     python -m benchmarks.merge_memory --pack-dir OLD_CHECKOUT   # another version of the pack
     python -m benchmarks.merge_memory --host-arg=--fp16-unet    # half-size UNets (less RAM)
-    python -m benchmarks.merge_memory --quick                   # the tiny test model (tests)
+    python -m benchmarks.merge_memory --quick                   # the demo model (tests)
 
 Two fresh hosts, each started with the same flags, each running one graph; the peak resident
 memory of the host process (VmHWM) is read after it:
@@ -19,8 +19,9 @@ import argparse
 import tempfile
 from pathlib import Path
 
+from harness.demo_files import demo_files
 from harness.host_graphs import pack_edit
-from harness.model_factory import DEFAULT_CACHE_ROOT, build_sd15_full_ip2p, build_sd15_ip2p
+from harness.model_factory import DEFAULT_CACHE_ROOT, build_sd15_full_ip2p
 from tools.comfy_host import ComfyHost
 
 from .proc_memory import memory_mb
@@ -57,10 +58,10 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pack-dir", type=Path, default=REPO)
     parser.add_argument("--host-arg", dest="flags", action="append", default=[], help="a flag for the hosts")
-    parser.add_argument("--quick", action="store_true", help="the tiny test model instead (says nothing about memory)")
+    parser.add_argument("--quick", action="store_true", help="the demo model instead (says nothing about memory)")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE_ROOT, help="where generated models are cached")
     args = parser.parse_args(argv)
-    checkpoint = (build_sd15_ip2p if args.quick else build_sd15_full_ip2p)(args.cache).checkpoint
+    checkpoint = (demo_files().model if args.quick else build_sd15_full_ip2p(args.cache)).checkpoint
     edit, merged = (measure(args.pack_dir, checkpoint, merge, args.flags) for merge in (False, True))
     print(f"pack {args.pack_dir}, flags {' '.join(args.flags) or '(none)'}: peak RSS edit {edit:.0f} MB, "
           f"merge + edit {merged:.0f} MB, merge costs {merged - edit:+.0f} MB")

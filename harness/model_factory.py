@@ -1,19 +1,21 @@
 """Deterministic tiny-but-real SD1.5 InstructPix2Pix test models, on disk, offline.
 
-Tests need models in the two formats users have: an LDM single-file `.safetensors`
-(what ComfyUI's checkpoint loader and model detection read) and a diffusers folder
-(what the diffusers reference pipeline reads). Real weights cannot be downloaded here,
-so both are generated from fixed seeds:
+Tests and benchmarks need models in the two formats users have: an LDM single-file
+`.safetensors` (what ComfyUI's checkpoint loader and model detection read) and a diffusers folder
+(what the diffusers reference pipeline reads). The mechanics tests (parity, controls, loaders)
+run on the tiny one: fp16-exact random weights and an AutoencoderKL bound their tolerances; the
+rest run on the shipped demo model (harness/demo_files.py). Real weights cannot be downloaded
+here, so both formats are generated from fixed seeds:
 
 * UNet: SD1.5-shaped (320 channels, context 768, 8 heads) but only two levels with one
-  layer each, so ComfyUI detects it as SD1.5 (IP2P when `in_channels` is 8) while it
-  stays small and fast. Every parameter is random, none zero, so the output depends on
-  the image-latent channels, the text context and the timestep. Its eps prediction has
+  layer each, so ComfyUI detects it as SD1.5 InstructPix2Pix while it stays small and fast.
+  Every parameter is random, none zero, so the output depends on the image-latent channels,
+  the text context and the timestep. Its eps prediction has
   unit scale, but a random UNet does not denoise: sampled latents keep roughly the
   starting noise scale (std about 15-25 after 10 Euler steps). Compare them with each
   other, never against "clean" values.
 * `build_sd15_full_ip2p`: the same recipe with the real SD1.5 UNet (about 860M parameters,
-  3.4 GB in fp32) for benchmarks; tests use the tiny one.
+  3.4 GB in fp32): what the speed and memory benchmarks time.
 * VAE and CLIP-L text encoder: full SD1.5 shapes, because ComfyUI builds those from
   fixed configs rather than from the checkpoint's shapes.
 
@@ -67,7 +69,7 @@ UNET_CONV_OUT_GAIN = 1.8
 NORM_WEIGHT_JITTER = 0.1
 BIAS_STD = 0.02
 
-CHECKPOINT_NAMES = {8: "tiny_sd15_ip2p.safetensors", 4: "tiny_sd15.safetensors"}
+CHECKPOINT_NAME = "tiny_sd15_ip2p.safetensors"
 FULL_CHECKPOINT_NAME = "sd15_full_ip2p.safetensors"
 
 
@@ -159,12 +161,9 @@ def factory_version() -> str:
     return f"v{FACTORY_VERSION}-{digest.hexdigest()[:12]}"
 
 
-def build_sd15_ip2p(cache_root: Path = DEFAULT_CACHE_ROOT, in_channels: int = 8) -> TinyModel:
-    """The tiny SD1.5 IP2P model (in_channels 8), or plain SD1.5 (4), built once and cached."""
-    if in_channels not in CHECKPOINT_NAMES:
-        raise ValueError(f"in_channels must be one of {sorted(CHECKPOINT_NAMES)}, got {in_channels}")
-    name = "sd15_ip2p" if in_channels == 8 else f"sd15_in{in_channels}"
-    return _build_cached(cache_root, name, lambda root: _describe(root, name, in_channels))
+def build_sd15_ip2p(cache_root: Path = DEFAULT_CACHE_ROOT) -> TinyModel:
+    """The tiny SD1.5 IP2P model, built once and cached."""
+    return _build_cached(cache_root, "sd15_ip2p", lambda root: _describe(root, "sd15_ip2p"))
 
 
 def build_sd15_full_ip2p(cache_root: Path = DEFAULT_CACHE_ROOT) -> TinyModel:
@@ -174,7 +173,7 @@ def build_sd15_full_ip2p(cache_root: Path = DEFAULT_CACHE_ROOT) -> TinyModel:
     name = "sd15_full_ip2p"
 
     def describe(root: Path) -> TinyModel:
-        return _describe(root, name, 8, unet_config=sd15_full_unet_config(8), checkpoint_name=FULL_CHECKPOINT_NAME)
+        return _describe(root, name, unet_config=sd15_full_unet_config(8), checkpoint_name=FULL_CHECKPOINT_NAME)
 
     return _build_cached(cache_root, name, describe)
 
@@ -185,7 +184,7 @@ def _build_cached(cache_root: Path, name: str, describe) -> TinyModel:
     if _is_complete(model):
         return model
     version_dir.mkdir(parents=True, exist_ok=True)
-    with _file_lock(version_dir / f".{name}.lock"):
+    with file_lock(version_dir / f".{name}.lock"):
         if _is_complete(model):  # another process built it while we waited
             return model
         for leftover in version_dir.glob(f".{name}-tmp-*"):  # from a build that was killed; we hold the lock
@@ -205,11 +204,6 @@ def _build_cached(cache_root: Path, name: str, describe) -> TinyModel:
     if not _is_complete(model):
         raise RuntimeError(f"test model build did not produce {model.root}")
     return model
-
-
-def build_sd15_plain(cache_root: Path = DEFAULT_CACHE_ROOT) -> TinyModel:
-    """The 4-channel text-to-image twin (same VAE and text encoder) for "not an IP2P model" tests."""
-    return build_sd15_ip2p(cache_root, in_channels=4)
 
 
 # Cache folders the factories write: tiny models (factory_version), SDXL family, LoRAs/ControlNet.
@@ -255,15 +249,15 @@ def write_corrupt_checkpoint(path: Path, kind: Literal["truncated", "garbage"] =
 # -- building ---------------------------------------------------------------------------
 
 
-def _describe(root: Path, name: str, in_channels: int, unet_config: dict[str, Any] | None = None,
+def _describe(root: Path, name: str, unet_config: dict[str, Any] | None = None,
               checkpoint_name: str | None = None) -> TinyModel:
     return TinyModel(
         name=name,
-        in_channels=in_channels,
+        in_channels=8,
         root=root,
-        checkpoint=root / (checkpoint_name or CHECKPOINT_NAMES[in_channels]),
+        checkpoint=root / (checkpoint_name or CHECKPOINT_NAME),
         diffusers_dir=root / "diffusers",
-        unet_config=unet_config or sd15_unet_config(in_channels),
+        unet_config=unet_config or sd15_unet_config(8),
         vae_config=sd15_vae_config(),
         text_encoder_config=sd15_text_encoder_config(),
     )
@@ -282,7 +276,7 @@ def _is_complete(model: TinyModel) -> bool:
 
 
 @contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
+def file_lock(path: Path) -> Iterator[None]:
     """Serialises builds across processes (e.g. parallel pytest workers) to avoid building twice."""
     with open(path, "a+") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -430,7 +424,7 @@ def build_sdxl_ip2p_unet(cache_root: Path = DEFAULT_CACHE_ROOT, edm: bool = Fals
         return model
     base = build_sdxl_ip2p_unet(cache_root, edm=False) if edm else None
     root.mkdir(parents=True, exist_ok=True)
-    with _file_lock(root.parent / f".{name}.lock"):
+    with file_lock(root.parent / f".{name}.lock"):
         if model.unet.is_file():  # another process built it while we waited
             return model
         started = time.monotonic()

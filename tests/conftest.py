@@ -1,7 +1,11 @@
-"""Shared fixtures: generated test models, test images and one real host.
+"""Shared fixtures: test models, test images and one real host.
 
-The host is started once per session (a few seconds) with generated models and images in
-its folders; tests then queue graphs on it as a user's ComfyUI would run them.
+The host is started once per test process (a few seconds) with the models and images in its
+folders; tests then queue graphs on it as a user's ComfyUI would run them. Two IP2P models: the
+generated tiny one (`harness/model_factory.py`) for the mechanics tests, whose bounds need what
+only it has (fp16-exact weights, an AutoencoderKL whose posterior a host may sample), and the
+shipped demo model in its file shapes (`harness/demo_files.py`) for everything else: behaviour,
+the 4-channel "SD" model, EMA, training, tools and workflows.
 """
 import contextlib
 from pathlib import Path
@@ -11,10 +15,11 @@ from patch_factory import build_patch_files, patches_version
 from PIL import Image
 from upscale_factory import write_upscale_model
 
+from harness.demo_files import DemoFiles, write_demo_files
 from harness.model_factory import (
     build_sd15_ip2p,
-    build_sd15_plain,
     factory_version,
+    file_lock,
     prune_stale_builds,
     write_corrupt_checkpoint,
 )
@@ -27,7 +32,8 @@ REPO = TESTS.parent
 
 MODEL_CACHE = REPO / ".cache" / "test_models"
 IP2P_CKPT = "tiny_ip2p.safetensors"
-SD_CKPT = "tiny_sd15.safetensors"
+DEMO_FILE = "demo_expanded.safetensors"  # the demo model as a file, for ComfyUI's own loader too
+SD_CKPT = "demo_as_sd.safetensors"  # the demo model cut to 4 input channels: an ordinary SD1.5 model
 DAMAGED_CKPT = "damaged.safetensors"
 GONE_CKPT = "gone.safetensors"
 SMALL_IMAGE = "small.png"  # 64x48: latent 8x6
@@ -41,17 +47,13 @@ CONTROLNET = "control_v11p_sd15_canny_fp16.safetensors"
 SMALL_MASK = "small_mask.png"  # the example's sky, 64x48
 OTHER_IMAGE = "other.png"  # 64x48, another picture, for batches
 DEMO_IMAGE = "shapes.png"  # examples/shapes.png, a scene of the demo model's domain
-DEMO_FILE = "demo_expanded.safetensors"  # the demo model as a file, for ComfyUI's own loader and diffusers
 
 
 def pytest_sessionstart(session):
-    """This checkout's test models from before the last factory edit are never used again."""
-    prune_stale_builds(MODEL_CACHE, keep={factory_version(), sdxl_family_version(), patches_version()})
-
-
-@pytest.fixture(scope="session")
-def tiny_ip2p():
-    return build_sd15_ip2p(MODEL_CACHE)
+    """This checkout's test models from before the last factory edit are never used again (pruned
+    once, by the process that hands the tests to the others when they run in parallel)."""
+    if not hasattr(session.config, "workerinput"):
+        prune_stale_builds(MODEL_CACHE, keep={factory_version(), sdxl_family_version(), patches_version()})
 
 
 @pytest.fixture(scope="session")
@@ -61,19 +63,33 @@ def demo_file():
 
 
 @pytest.fixture(scope="session")
-def tiny_sd():
-    return build_sd15_plain(MODEL_CACHE)
+def demo(demo_file) -> DemoFiles:
+    """The demo model in its file shapes (harness/demo_files.py)."""
+    return write_demo_files(demo_file)
+
+
+@pytest.fixture(scope="session")
+def tiny_ip2p():
+    return build_sd15_ip2p(MODEL_CACHE)
+
+
+def patches(model, root):
+    """LoRAs and a ControlNet of `model`'s shapes (tests/patch_factory.py); test processes take turns."""
+    root.mkdir(parents=True, exist_ok=True)
+    with file_lock(root / ".patches.lock"):
+        return build_patch_files(model, root)
 
 
 @pytest.fixture(scope="session")
 def patch_files(tiny_ip2p):
-    return build_patch_files(tiny_ip2p, MODEL_CACHE)
+    return patches(tiny_ip2p, MODEL_CACHE)
 
 
-def add_models(host, tiny_ip2p, tiny_sd, patch_files, test_images):
-    """The generated checkpoints, LoRAs, ControlNet and images, under the names tests use."""
+def add_models(host, tiny_ip2p, demo: DemoFiles, patch_files, test_images):
+    """The checkpoints, LoRAs, ControlNet and images, under the names tests use."""
     host.add_model("checkpoints", tiny_ip2p.checkpoint, IP2P_CKPT)
-    host.add_model("checkpoints", tiny_sd.checkpoint, SD_CKPT)
+    host.add_model("checkpoints", demo.model.checkpoint, DEMO_FILE)
+    host.add_model("checkpoints", demo.sd_checkpoint, SD_CKPT)
     host.add_model("loras", patch_files.lora_ip2p, LORA_IP2P)
     host.add_model("loras", patch_files.lora_core, LORA_CORE)
     host.add_model("loras", patch_files.lora_plain_sd15, LORA_PLAIN_SD15)
@@ -107,7 +123,7 @@ def upscale_model(host, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def host(tmp_path_factory, tiny_ip2p, tiny_sd, patch_files, test_images):
+def host(tmp_path_factory, tiny_ip2p, demo, patch_files, test_images):
     # fp32 text encoder: on the CPU both hosts default to fp16 for CLIP, and the parity tests
     # compare against diffusers in fp32.
     host = ComfyHost(tmp_path_factory.mktemp("host"), extra_args=["--fp32-text-enc"])
@@ -117,16 +133,33 @@ def host(tmp_path_factory, tiny_ip2p, tiny_sd, patch_files, test_images):
     write_corrupt_checkpoint(checkpoints / DAMAGED_CKPT)
     (checkpoints / GONE_CKPT).symlink_to(checkpoints / "deleted-after-listing.safetensors")
     with host:
-        add_models(host, tiny_ip2p, tiny_sd, patch_files, test_images)
+        add_models(host, tiny_ip2p, demo, patch_files, test_images)
         yield host
 
 
+@pytest.fixture(scope="session")
+def demo_files(host, demo):
+    """Names, as the session host lists them, of the demo model's files by with_inputs kind."""
+    demo_patches = patches(demo.model, demo.model.root / "patches")
+    names = {
+        "diffusers": host.add_model("diffusers", demo.model.diffusers_dir, "demo_shapes"),
+        "unet": host.add_model("unet", demo.unet),
+        "clip": host.add_model("clip", demo.clip),
+        "vae": host.add_model("vae", demo.vae),
+        "sd_checkpoint": SD_CKPT,
+        "lora": host.add_model("loras", demo_patches.lora_ip2p, "demo_ip2p_lora.safetensors"),
+        "controlnet": host.add_model("controlnet", demo_patches.controlnet, "demo_controlnet.safetensors"),
+    }
+    host.object_info(refresh=True)
+    return names
+
+
 @contextlib.contextmanager
-def extra_host(base_dir, flags, tiny_ip2p, tiny_sd, patch_files, test_images, env=None):
+def extra_host(base_dir, flags, tiny_ip2p, demo, patch_files, test_images, env=None):
     """Another running host like the session one (probes, models, images), started with `flags`
     (and environment variables `env`)."""
     host = ComfyHost(base_dir, extra_args=["--fp32-text-enc", *flags], env=env)
     (host.custom_nodes_dir / "ip2p_test_probes").symlink_to(TESTS / "probe_pack")
     with host:
-        add_models(host, tiny_ip2p, tiny_sd, patch_files, test_images)
+        add_models(host, tiny_ip2p, demo, patch_files, test_images)
         yield host

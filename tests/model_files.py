@@ -14,8 +14,9 @@ from harness.sdxl_model_factory import build_sdxl_family
 
 
 @pytest.fixture(scope="session")
-def model_files(host, tiny_ip2p, tiny_sd, tmp_path_factory):
-    """Generated model files under the names the tests load them by."""
+def model_files(host, tiny_ip2p, demo, tmp_path_factory):
+    """The tiny model's files under the names the tests load them by, broken ones, and the demo
+    model's 4-channel UNet (an ordinary SD UNet, for the refusal)."""
     folder = tmp_path_factory.mktemp("model_files")
     unet_ldm = folder / "tiny_ip2p_unet_ldm.safetensors"
     prefix = "model.diffusion_model."
@@ -34,8 +35,7 @@ def model_files(host, tiny_ip2p, tiny_sd, tmp_path_factory):
         "unet_ldm": host.add_model("unet", unet_ldm),
         "unet_diffusers": host.add_model("unet", tiny_ip2p.diffusers_dir / "unet" / "diffusion_pytorch_model.safetensors",
                                          "tiny_ip2p_unet_diffusers.safetensors"),
-        "unet_sd": host.add_model("unet", tiny_sd.diffusers_dir / "unet" / "diffusion_pytorch_model.safetensors",
-                                  "tiny_sd_unet.safetensors"),
+        "unet_sd": host.add_model("unet", demo.sd_unet),
         "unet_garbage": host.add_model("unet", garbage),
         "clip": host.add_model("clip", tiny_ip2p.diffusers_dir / "text_encoder" / "model.safetensors", "tiny_clip_l.safetensors"),
         "vae": host.add_model("vae", tiny_ip2p.diffusers_dir / "vae" / "diffusion_pytorch_model.safetensors",

@@ -1,4 +1,4 @@
-"""Deterministic LoRA and ControlNet files for the tiny test models, in the layouts users download.
+"""Deterministic LoRA and ControlNet files for the demo model, in the layouts users download.
 
 * LoRAs use kohya's key names (`lora_unet_<diffusers module>`, `lora_te_<CLIP module>`, with
   `.lora_down.weight`, `.lora_up.weight`, `.alpha`), the format most SD1.5 LoRAs are shared in
@@ -8,13 +8,13 @@
   - `plain_sd15`: `core` + a `conv_in` LoRA with 4 input channels, as a LoRA trained on a
     text-to-image SD1.5 model has; it cannot apply to an IP2P UNet (8 input channels);
   - `ip2p`: `core` + a `conv_in` LoRA with 8 input channels, as one trained on IP2P has.
-* The ControlNet is SD1.5-shaped like the tiny UNet (same levels and widths, 4 input channels,
+* The ControlNet is SD1.5-shaped like the model's UNet (same levels and widths, 4 input channels,
   the standard 16-32-96-256 hint encoder) in the original `control_model.` single-file layout
   that ComfyUI's ControlNet loader detects by shape. Every weight is random, including the
   "zero" convs (zero-initialised in training), so the control visibly changes the edit.
 
-Files are cached next to the tiny models under a name that hashes this file and the model
-factory, and written to a temporary directory that is renamed into place when complete.
+Files are cached next to the model under a name that hashes this file and the model factory,
+and written to a temporary directory that is renamed into place when complete.
 """
 from __future__ import annotations
 
@@ -56,12 +56,12 @@ class PatchFiles:
 
 
 def patches_version() -> str:
-    """Cache folder name: changes with this file and with the tiny model the patches fit."""
+    """Cache folder name: changes with this file and with the model factory."""
     return f"patches-{factory_version()}-{hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]}"
 
 
 def build_patch_files(model: TinyModel, cache_root: Path) -> PatchFiles:
-    """The LoRAs and the ControlNet for `model` (the tiny IP2P model), built once and cached."""
+    """The LoRAs and the ControlNet for `model` (an SD1.5-layout IP2P model), built once and cached."""
     root = Path(cache_root).resolve() / patches_version()
     files = PatchFiles(*(root / name for name in ("lora_core.safetensors", "lora_plain_sd15.safetensors",
                                                   "lora_ip2p.safetensors", "controlnet_sd15.safetensors")))
@@ -138,7 +138,7 @@ def conv_in_lora(width: int, in_channels: int) -> dict[str, torch.Tensor]:
 
 
 def controlnet_state_dict(unet_config: dict) -> dict[str, torch.Tensor]:
-    """A random SD1.5-shaped ControlNet for the tiny UNet, as `control_model.*` LDM keys (fp16)."""
+    """A random SD1.5-shaped ControlNet for the model's UNet, as `control_model.*` LDM keys (fp16)."""
     from diffusers import ControlNetModel
 
     config = {k: unet_config[k] for k in ("down_block_types", "block_out_channels", "layers_per_block",

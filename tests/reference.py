@@ -21,6 +21,14 @@ def relative_diff(a: torch.Tensor, reference: torch.Tensor) -> float:
     return float((a - reference).abs().max() / reference.abs().max())
 
 
+def vae_latent(vae, pixels: torch.Tensor) -> torch.Tensor:
+    """The image latent diffusers' IP2P pipeline conditions on: the posterior's mode (AutoencoderKL)
+    or the encoder's output (AutoencoderTiny, the demo model's TAESD)."""
+    from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion_instruct_pix2pix import retrieve_latents
+
+    return retrieve_latents(vae.encode(pixels), sample_mode="argmax")
+
+
 # One pipeline per folder for the whole session: loading it is most of a reference's cost.
 pipeline = functools.lru_cache(maxsize=2)(comfy_pipeline)
 
@@ -49,7 +57,7 @@ def formula_latent(diffusers_dir: Path, image: Path, prompt: str, seed: int, ste
     picture = Image.open(image).convert("RGB")
     pixels = torch.from_numpy(np.asarray(picture, dtype=np.float32) / 255.0).permute(2, 0, 1)[None] * 2 - 1
     with torch.no_grad():
-        image_latent = pipe.vae.encode(pixels).latent_dist.mode()
+        image_latent = vae_latent(pipe.vae, pixels)
         texts = pipe.tokenizer([prompt, ""], padding="max_length", max_length=77, return_tensors="pt").input_ids
         text, empty = pipe.text_encoder(texts)[0].chunk(2)
         scheduler = pipe.scheduler

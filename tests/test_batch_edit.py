@@ -56,11 +56,11 @@ def test_batch_against_a_running_host_reports_the_broken_image_and_overwrites_no
                           np.asarray(Image.open(out / "a_small_edited_1.png")))
 
 
-def test_batch_starts_its_own_host_with_a_checkpoint_file_and_takes_ui_workflows(tiny_ip2p, photos, tmp_path):
+def test_batch_starts_its_own_host_with_a_checkpoint_file_and_takes_ui_workflows(demo, photos, tmp_path):
     out = tmp_path / "edited"
     (photos / "b_broken.png").unlink()
     assert run("--workflow", REPO_ROOT / "workflows" / "basic_edit.json", "--input-dir", photos,
-               "--output-dir", out, "--checkpoint", tiny_ip2p.checkpoint, "--steps", 2) == 0
+               "--output-dir", out, "--checkpoint", demo.model.checkpoint, "--steps", 2) == 0
     assert sorted(p.name for p in out.iterdir()) == ["a_small_edited.png", "c_other_edited.png"]
 
 

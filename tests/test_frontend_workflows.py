@@ -13,7 +13,6 @@ import json
 import os
 
 import pytest
-from demo_files import demo_files  # noqa: F401 (fixture)
 from model_files import model_files, sdxl_files  # noqa: F401 (fixtures)
 from test_host_workflows import on_test_files, runs_and_keeps_the_input_size, shipped_files  # noqa: F401
 

@@ -21,8 +21,8 @@ FLAGS = {"pytorch": "--use-pytorch-cross-attention", "quad": "--use-quad-cross-a
 
 
 @pytest.fixture(scope="module", params=list(FLAGS))
-def flag_host(request, tmp_path_factory, tiny_ip2p, tiny_sd, patch_files, test_images):
-    with extra_host(tmp_path_factory.mktemp(request.param), [FLAGS[request.param]], tiny_ip2p, tiny_sd, patch_files,
+def flag_host(request, tmp_path_factory, tiny_ip2p, demo, patch_files, test_images):
+    with extra_host(tmp_path_factory.mktemp(request.param), [FLAGS[request.param]], tiny_ip2p, demo, patch_files,
                     test_images) as host:
         yield request.param, host
 

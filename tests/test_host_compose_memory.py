@@ -58,11 +58,11 @@ def normal_mode(host):
 
 
 @pytest.fixture(scope="module", params=list(MODES))
-def mode_host(request, tmp_path_factory, tiny_ip2p, tiny_sd, patch_files, test_images):
+def mode_host(request, tmp_path_factory, tiny_ip2p, demo, patch_files, test_images):
     if MODES[request.param] is None:
         pytest.skip(NO_CPU_MODE.format(mode=request.param))
     args, tolerance = MODES[request.param]
-    with extra_host(tmp_path_factory.mktemp(request.param), args, tiny_ip2p, tiny_sd, patch_files,
+    with extra_host(tmp_path_factory.mktemp(request.param), args, tiny_ip2p, demo, patch_files,
                     test_images) as host:
         yield request.param, host, tolerance
 

@@ -25,11 +25,6 @@ from harness.host_graphs import (
 from ip2p_core import demo_model
 from ip2p_core.training.evaluate_edits import score
 from ip2p_core.training.synthetic_shapes import Edit, Scene, Shape, edit_pair, example_scene
-from ip2p_core.training.trainable_model import (
-    comfy_tokenizer_dir,
-    ip2p_pipeline,
-    load_model,
-)
 
 pytestmark = pytest.mark.host
 DEMO = demo_model.CHECKPOINT_NAME
@@ -55,14 +50,6 @@ def change_from_the_example(result: Image.Image) -> float:
 
 def edited(host, graph) -> list[Image.Image]:
     return [Image.fromarray(image) for image in saved_images(host, graph)]
-
-
-@pytest.fixture(scope="module")
-def demo_host(host, demo_file):
-    name = host.add_model("checkpoints", demo_file, DEMO_FILE)
-    host.object_info(refresh=True)
-    yield host
-    host.remove_model("checkpoints", name)
 
 
 def test_the_loader_lists_the_demo_model_with_no_file_in_models(host):
@@ -156,15 +143,13 @@ def test_batch_item_i_is_the_single_edit_with_seed_plus_i(host):
         assert relative_diff(batch[index:index + 1], single) < 1e-5, line
 
 
-def test_the_pack_edits_as_native_ip2p_and_diffusers_do(demo_host, demo_file, tmp_path, test_images):
+def test_the_pack_edits_as_native_ip2p_and_diffusers_do(host, demo):
     args = {"seed": 3, "steps": 4, "text_cfg": 7.5, "image_cfg": 1.5}
-    pack = saved_latent(demo_host, pack_edit(DEMO, DEMO_IMAGE, "make the circle red", **args))
-    guider_inputs = set(demo_host.object_info("DualCFGGuider")["input"]["required"])
-    native = saved_latent(demo_host, native_edit(DEMO_FILE, DEMO_IMAGE, "make the circle red",
-                                                 guider_inputs=guider_inputs, **args))
+    pack = saved_latent(host, pack_edit(DEMO, DEMO_IMAGE, "make the circle red", **args))
+    guider_inputs = set(host.object_info("DualCFGGuider")["input"]["required"])
+    native = saved_latent(host, native_edit(DEMO_FILE, DEMO_IMAGE, "make the circle red",
+                                            guider_inputs=guider_inputs, **args))
     assert relative_diff(pack, native) < NATIVE_RTOL
-    folder = tmp_path / "demo_diffusers"
-    ip2p_pipeline(load_model(demo_file, comfy_tokenizer_dir())).save_pretrained(folder)
-    reference = pipeline_latent(folder, demo_host.input_dir / DEMO_IMAGE, "make the circle red", **args)
+    reference = pipeline_latent(demo.model.diffusers_dir, host.input_dir / DEMO_IMAGE, "make the circle red", **args)
     assert relative_diff(pack, reference) < DIFFUSERS_RTOL
     assert torch.isfinite(pack).all()

@@ -5,6 +5,8 @@ with `state_dict`, the UNet under `model.diffusion_model.*` and a different UNet
 "average") under `model_ema.*` with LitEma's dotless names. `auto` must edit as diffusers'
 pipeline does with the EMA UNet; `non-ema` as ComfyUI's own Load Checkpoint does with the file.
 """
+import shutil
+
 import pytest
 import torch
 from conftest import IP2P_CKPT, SMALL_IMAGE
@@ -23,10 +25,10 @@ INSTRUCTION = "turn the sky into a sunset"
 
 
 @pytest.fixture(scope="module")
-def ema_model(host, tiny_ip2p, tmp_path_factory):
+def ema_model(host, demo, tmp_path_factory):
     """(the EMA UNet as a diffusers folder, the host's name of the two-UNet .ckpt)."""
     folder = tmp_path_factory.mktemp("ema")
-    state = load_file(str(tiny_ip2p.checkpoint))
+    state = load_file(str(demo.model.checkpoint))
     generator = torch.Generator().manual_seed(7)
     average = {k: v + 0.05 * v.float().std() * torch.randn(v.shape, generator=generator)
                for k, v in state.items() if k.startswith(UNET)}
@@ -43,6 +45,7 @@ def ema_model(host, tiny_ip2p, tmp_path_factory):
         yield folder / "ema_diffusers", name
     finally:
         host.remove_model("checkpoints", name)
+        shutil.rmtree(folder)  # three copies of the model: nothing to keep
 
 
 def edit(ckpt, unet_weights=None, loader="IP2PCheckpointLoader"):

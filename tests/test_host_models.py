@@ -6,7 +6,7 @@ what the SD model did; a saved model must load back in both checkpoint loaders.
 """
 import pytest
 import torch
-from conftest import IP2P_CKPT, SD_CKPT, SMALL_IMAGE
+from conftest import DEMO_FILE, IP2P_CKPT, SD_CKPT, SMALL_IMAGE
 from model_files import model_files  # noqa: F401 (fixture)
 from reference import relative_diff
 from safetensors.torch import load_file, save_file
@@ -19,13 +19,19 @@ SAME_WEIGHTS_RTOL = 1e-6
 UNET = "model.diffusion_model."
 
 
-def edit(**kwargs):
-    return pack_edit(IP2P_CKPT, SMALL_IMAGE, "make it winter", seed=5, steps=2, text_cfg=7.5, image_cfg=1.5, **kwargs)
+def edit(ckpt=IP2P_CKPT, **kwargs):
+    return pack_edit(ckpt, SMALL_IMAGE, "make it winter", seed=5, steps=2, text_cfg=7.5, image_cfg=1.5, **kwargs)
 
 
 @pytest.fixture(scope="module")
 def checkpoint_latent(host):
     return saved_latent(host, edit())
+
+
+@pytest.fixture(scope="module")
+def demo_latent(host):
+    """The demo model's edit: the IP2P model of the merges, whose SD twin is SD_CKPT."""
+    return saved_latent(host, edit(DEMO_FILE))
 
 
 def with_unet_loader(prompt, unet_name, weight_dtype=None):
@@ -70,7 +76,7 @@ def test_weight_dtype_option(host, model_files, checkpoint_latent):
 
 def test_four_channel_unet_is_refused(host, model_files):
     message = failure(host, with_unet_loader(edit(), model_files["unet_sd"]))
-    assert "tiny_sd_unet.safetensors is not an InstructPix2Pix model: it is an ordinary text-to-image model" in message
+    assert "demo_as_sd_unet.safetensors is not an InstructPix2Pix model: it is an ordinary text-to-image model" in message
 
 
 def test_unknown_key_layout_is_refused(host, model_files):
@@ -124,7 +130,7 @@ def test_widening_an_ip2p_model_is_refused(host):
 
 
 def merged_edit(strength, custom=None):
-    prompt = edit()
+    prompt = edit(DEMO_FILE)
     prompt["40"] = {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": SD_CKPT}}
     prompt["41"] = custom or {"class_type": "ModelMergeSimple", "inputs": {"model1": ["40", 0], "model2": ["40", 0],
                                                                           "ratio": 1.0}}
@@ -134,37 +140,37 @@ def merged_edit(strength, custom=None):
     return prompt
 
 
-def test_add_difference_of_a_model_with_itself_is_the_ip2p_model(host, checkpoint_latent):
-    assert relative_diff(saved_latent(host, merged_edit(1.0)), checkpoint_latent) < SAME_WEIGHTS_RTOL
+def test_add_difference_of_a_model_with_itself_is_the_ip2p_model(host, demo_latent):
+    assert relative_diff(saved_latent(host, merged_edit(1.0)), demo_latent) < SAME_WEIGHTS_RTOL
 
 
-def test_add_difference_moves_the_ip2p_model_by_the_fine_tune(host, checkpoint_latent):
+def test_add_difference_moves_the_ip2p_model_by_the_fine_tune(host, demo_latent):
     # A "fine-tune": the SD model pulled a tenth of the way towards the IP2P model's shared weights.
     custom = {"class_type": "ModelMergeSimple", "inputs": {"model1": ["40", 0], "model2": ["1", 0], "ratio": 0.9}}
     merged = saved_latent(host, merged_edit(1.0, custom))
-    assert relative_diff(merged, checkpoint_latent) > 1e-3
+    assert relative_diff(merged, demo_latent) > 1e-3
 
 
 @pytest.fixture(scope="module")
-def fine_tune(host, tiny_sd, tmp_path_factory):
-    """An SD "fine-tune" of the plain test model: its UNet moved by seeded noise."""
-    state = load_file(str(tiny_sd.checkpoint))
+def fine_tune(host, demo, tmp_path_factory):
+    """An SD "fine-tune" of the demo model's SD twin: its UNet moved by seeded noise."""
+    state = load_file(str(demo.sd_checkpoint))
     generator = torch.Generator().manual_seed(11)
     tuned = {k: v + 0.1 * v.float().std() * torch.randn(v.shape, generator=generator) if k.startswith(UNET) else v
              for k, v in state.items()}
-    path = tmp_path_factory.mktemp("fine_tune") / "tiny_sd_fine_tune.safetensors"
+    path = tmp_path_factory.mktemp("fine_tune") / "demo_sd_fine_tune.safetensors"
     save_file(tuned, str(path))
     name = host.add_model("checkpoints", path)
     host.object_info(refresh=True)
     try:
         yield name, path
     finally:
-        host.remove_model("checkpoints", name)
+        host.remove_model("checkpoints", name, delete_target=True)
 
 
-def test_add_difference_is_the_hand_computed_merge_bit_for_bit(host, tiny_ip2p, tiny_sd, fine_tune):
+def test_add_difference_is_the_hand_computed_merge_bit_for_bit(host, demo, fine_tune):
     name, path = fine_tune
-    prompt = {"1": {"class_type": "IP2PCheckpointLoader", "inputs": {"ckpt_name": IP2P_CKPT}},
+    prompt = {"1": {"class_type": "IP2PCheckpointLoader", "inputs": {"ckpt_name": DEMO_FILE}},
               "2": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": name}},
               "3": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": SD_CKPT}},
               "4": {"class_type": "IP2PAddDifference", "inputs": {"ip2p_model": ["1", 0], "custom_model": ["2", 0],
@@ -176,7 +182,7 @@ def test_add_difference_is_the_hand_computed_merge_bit_for_bit(host, tiny_ip2p, 
         merged = {k: v for k, v in load_file(str(saved)).items() if k.startswith(UNET)}
     finally:
         saved.unlink()
-    ip2p, custom, base = (load_file(str(p)) for p in (tiny_ip2p.checkpoint, path, tiny_sd.checkpoint))
+    ip2p, custom, base = (load_file(str(p)) for p in (demo.model.checkpoint, path, demo.sd_checkpoint))
     for key, weight in merged.items():
         delta = (custom[key].float() - base[key].float()) * 0.7
         expected = ip2p[key].float().clone()

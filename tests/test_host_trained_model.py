@@ -1,6 +1,6 @@
 """A model made by `python -m ip2p_core.training.train` loads in ComfyUI's loader and the pack's, and edits.
 
-Trained for one step from the SD1.5-shaped test model (single file, 4 channels), so ComfyUI's
+Trained for one step from the demo model's SD twin (single file, 4 channels), so ComfyUI's
 own detection sees a real SD1.5 InstructPix2Pix layout; the single file and the diffusers
 folder the run writes must give the same edit through every loader.
 """
@@ -20,19 +20,19 @@ pytestmark = pytest.mark.host
 
 
 @pytest.fixture(scope="module")
-def trained(host, tiny_sd, shape_pairs, tmp_path_factory):
+def trained(host, demo, shape_pairs, tmp_path_factory):
     output = tmp_path_factory.mktemp("trained") / "shapes_ip2p"
-    result = train(TrainOptions(model=tiny_sd.checkpoint, tokenizer=comfy_tokenizer_dir(), data=shape_pairs,
+    result = train(TrainOptions(model=demo.sd_checkpoint, tokenizer=comfy_tokenizer_dir(), data=shape_pairs,
                                 output=output, resolution=16, batch_size=1, steps=1, learning_rate=1e-4,
                                 progress=False))
-    shutil.rmtree(output / CHECKPOINTS)  # the resume state (~1 GB): not what this tests
+    shutil.rmtree(output / CHECKPOINTS)  # the resume state: not what this tests
     names = {"checkpoint": host.add_model("checkpoints", result.single_file, "trained_ip2p.safetensors"),
              "diffusers": host.add_model("diffusers", result.diffusers_dir, "trained_ip2p")}
     host.object_info(refresh=True)
     yield names
     host.remove_model("checkpoints", names["checkpoint"])
     host.remove_model("diffusers", names["diffusers"])
-    shutil.rmtree(output)  # the trained model, 2 GB
+    shutil.rmtree(output)  # the trained model
 
 
 def edit(host, ckpt, loader):

@@ -6,7 +6,6 @@ Every JSON file in workflows/ runs: the API-format files as they are, the UI-for
 import numpy as np
 import pytest
 from conftest import IP2P_CKPT, ODD_IMAGE, SD_CKPT, SMALL_IMAGE, SMALL_MASK
-from demo_files import demo_files  # noqa: F401 (fixture)
 from model_files import sdxl_files  # noqa: F401 (fixture)
 from PIL import Image
 from upscale_factory import SCALE as UPSCALE_MODEL_SCALE

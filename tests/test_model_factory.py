@@ -1,8 +1,9 @@
-"""The test-model factory produces what the other tests rely on.
+"""The test-model factory produces what the other tests and the benchmarks rely on.
 
 Both on-disk formats must hold the same weights, ComfyUI must recognise the LDM file as
-SD1.5 InstructPix2Pix (and the 4-channel twin as plain SD1.5), and the models must
-behave like models: finite, unit-scale, sensitive to image and text.
+SD1.5 InstructPix2Pix, and the models must behave like models: finite, unit-scale, sensitive
+to image and text. Checked on the tiny model (the benchmarks' full one is the same recipe with
+a bigger UNet).
 """
 from __future__ import annotations
 
@@ -34,18 +35,12 @@ from harness.model_factory import (
 )
 from ip2p_core.formats import diffusers_to_ldm as ldm_keys
 
-CACHE_ROOT = DEFAULT_CACHE_ROOT
 PROMPT = "make it snowy"
 
 
 @pytest.fixture(scope="module")
 def ip2p() -> TinyModel:
-    return build_sd15_ip2p(CACHE_ROOT)
-
-
-@pytest.fixture(scope="module")
-def plain() -> TinyModel:
-    return build_sd15_ip2p(CACHE_ROOT, in_channels=4)
+    return build_sd15_ip2p(DEFAULT_CACHE_ROOT)
 
 
 @pytest.fixture(scope="module")
@@ -68,12 +63,12 @@ def _diffusers_weights(model: TinyModel, part: str) -> dict[str, torch.Tensor]:
 
 
 def test_cache_layout_and_hit_is_fast(ip2p: TinyModel) -> None:
-    assert ip2p.root == CACHE_ROOT / factory_version() / "sd15_ip2p"
+    assert ip2p.root == DEFAULT_CACHE_ROOT / factory_version() / "sd15_ip2p"
     assert ip2p.checkpoint.parent == ip2p.root and ip2p.checkpoint.suffix == ".safetensors"
     for sub in ("unet", "vae", "text_encoder", "tokenizer", "scheduler", "model_index.json"):
         assert (ip2p.diffusers_dir / sub).exists(), sub
     written = ip2p.checkpoint.stat()
-    again = build_sd15_ip2p(CACHE_ROOT)
+    again = build_sd15_ip2p(DEFAULT_CACHE_ROOT)
     assert again == ip2p
     hit = again.checkpoint.stat()
     assert (hit.st_ino, hit.st_mtime_ns) == (written.st_ino, written.st_mtime_ns), "a cache hit rebuilt the model"
@@ -109,11 +104,6 @@ def test_cached_unet_matches_the_code(ip2p: TinyModel) -> None:
 def test_saved_configs_do_not_name_the_temp_dir(ip2p: TinyModel) -> None:
     for path in ip2p.diffusers_dir.rglob("*.json"):
         assert "-tmp-" not in path.read_text(), path
-
-
-def test_unknown_in_channels_rejected(tmp_path: Path) -> None:
-    with pytest.raises(ValueError):
-        build_sd15_ip2p(tmp_path, in_channels=9)
 
 
 # -- the LDM file holds exactly the diffusers weights ------------------------------------
@@ -299,18 +289,17 @@ _BENIGN = ("clip missing: ['clip_l.logit_scale', 'clip_l.transformer.text_projec
 
 
 @pytest.mark.host
-@pytest.mark.parametrize("in_channels,expected", [(8, "SD15_instructpix2pix"), (4, "BaseModel")])
-def test_comfy_detection_and_outputs(in_channels: int, expected: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+def test_comfy_detection_and_outputs(ip2p: TinyModel, tmp_path: Path) -> None:
     pytest.importorskip("comfy")
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer
 
-    model: TinyModel = request.getfixturevalue("ip2p" if in_channels == 8 else "plain")
+    model = ip2p
     info, outputs, inputs = _comfy_probe(model, tmp_path)
-    assert info["model_class"] == expected
-    assert info["config_class"] == ("SD15_instructpix2pix" if in_channels == 8 else "SD15")
+    assert info["model_class"] == "SD15_instructpix2pix"
+    assert info["config_class"] == "SD15_instructpix2pix"
     cfg = info["unet_config"]
-    assert (cfg["in_channels"], cfg["model_channels"], cfg["context_dim"]) == (in_channels, 320, 768)
+    assert (cfg["in_channels"], cfg["model_channels"], cfg["context_dim"]) == (8, 320, 768)
     assert (info["clip_class"], info["vae_class"]) == ("CLIP", "VAE")
     unexpected = [line for line in _load_warnings(info["log"]) if not line.endswith(_BENIGN)]
     assert not unexpected, unexpected
