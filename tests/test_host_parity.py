@@ -4,8 +4,10 @@ Tolerances are relative to the largest latent value. The random-weight test UNet
 denoise, so its final latents are ~300 (unscaled) where a real model's are ~5; float32
 rounding grows with them. Against diffusers (same weights, different attention kernels,
 sigma table in float64 vs float32, a different order of the guidance sums) the measured
-difference is under 1e-5 of the latent scale (2.4e-3 on values of 312): 2e-5 relative is
-the bound, i.e. 1e-4 absolute at a real model's latent scale. Diffusers against itself, the
+difference is under 1e-5 of the latent scale (2.4e-3 on values of 312) with two threads per
+process, and up to 2.4e-5 with one (what `harness/test.sh` gives each of its two test processes
+and their hosts), on this model and on the demo model alike: 5e-5 relative is the bound, a
+thousandth of what a wrong scale or a swapped term changes. Diffusers against itself, the
 pipeline vs the formula written out, differs by as much (2.0e-3). Within one host the pack
 and the native guider run the same batch in the same order, but on the CPU native keeps the
 host's sub-quadratic attention where the pack runs PyTorch's (nodes/attention.py): measured
@@ -23,7 +25,7 @@ pytestmark = pytest.mark.host
 INSTRUCTION = "turn the sky into a sunset"
 STEPS = 4
 SEED = 3
-DIFFUSERS_RTOL = 2e-5
+DIFFUSERS_RTOL = 5e-5
 NATIVE_RTOL = DIFFUSERS_RTOL
 
 

@@ -194,7 +194,7 @@ class ComfyClient:
                 raise HostError(f"prompt {prompt_id} did not finish within {timeout:.0f}s; "
                                 f"log tail:\n{tail}", kind="timeout", log_tail=tail)
             time.sleep(delay)
-            delay = min(delay * 1.5, 0.5)
+            delay = min(delay * 1.5, 0.1)
 
     def interrupt(self) -> None:
         """POST /interrupt: stop the prompt now executing."""
