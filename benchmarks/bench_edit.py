@@ -67,7 +67,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from harness.demo_files import demo_files
+from harness.demo_files import cached_demo_files
 from harness.host_graphs import native_edit, pack_edit
 from harness.model_factory import DEFAULT_CACHE_ROOT, build_sd15_full_ip2p
 from tools.comfy_host import ComfyHost, HostError
@@ -308,7 +308,7 @@ def prepare_images(work: Path, sizes: list[int]) -> dict[int, Path]:
 
 def run(args) -> dict:
     work = Path(tempfile.mkdtemp(prefix="ip2p-bench-", dir=args.work_dir))
-    model = demo_files().model if args.quick else build_sd15_full_ip2p(args.cache)
+    model = cached_demo_files().model if args.quick else build_sd15_full_ip2p(args.cache)
     images = prepare_images(work, sorted({WARMUP_SIZE, *(size for size, _ in args.cells)}))
     paths = [HostPath("pack", work, model.checkpoint, args.pack_dir, args.host_args, args.host_env,
                       args.fewer_passes),
@@ -390,7 +390,7 @@ def same_host(args) -> dict:
     so any difference left is the nodes'.
     """
     work = Path(tempfile.mkdtemp(prefix="ip2p-bench-", dir=args.work_dir))
-    model = demo_files().model if args.quick else build_sd15_full_ip2p(args.cache)
+    model = cached_demo_files().model if args.quick else build_sd15_full_ip2p(args.cache)
     images = prepare_images(work, sorted({WARMUP_SIZE, *(size for size, _ in args.cells)}))
     path = HostPath("pack", work, model.checkpoint, args.pack_dir, args.host_args, args.host_env)
     scales = dict(seed=args.seed, text_cfg=args.text_cfg, image_cfg=args.image_cfg)

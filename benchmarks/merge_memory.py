@@ -19,7 +19,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from harness.demo_files import demo_files
+from harness.demo_files import cached_demo_files
 from harness.host_graphs import pack_edit
 from harness.model_factory import DEFAULT_CACHE_ROOT, build_sd15_full_ip2p
 from tools.comfy_host import ComfyHost
@@ -61,7 +61,7 @@ def main(argv=None) -> None:
     parser.add_argument("--quick", action="store_true", help="the demo model instead (says nothing about memory)")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE_ROOT, help="where generated models are cached")
     args = parser.parse_args(argv)
-    checkpoint = (demo_files().model if args.quick else build_sd15_full_ip2p(args.cache)).checkpoint
+    checkpoint = (cached_demo_files().model if args.quick else build_sd15_full_ip2p(args.cache)).checkpoint
     edit, merged = (measure(args.pack_dir, checkpoint, merge, args.flags) for merge in (False, True))
     print(f"pack {args.pack_dir}, flags {' '.join(args.flags) or '(none)'}: peak RSS edit {edit:.0f} MB, "
           f"merge + edit {merged:.0f} MB, merge costs {merged - edit:+.0f} MB")

@@ -1,8 +1,8 @@
 """The demo model in every file shape the tests, the benchmarks' quick runs and the shipped workflows load it in.
 
-The host tests run on the shipped demo model: small (a one-level UNet, a TAESD-format VAE, a text
-encoder whose layers are zero), fast on the CPU, and a real editor, so the same model serves the
-mechanics tests (parity, controls, loaders) and the behaviour tests (what an edit changed).
+The shipped demo model is small (a one-level UNet, a TAESD-format VAE, a text encoder whose layers
+are zero), fast on the CPU and a real editor: the workflows, behaviour, EMA, training, tool and
+quick-benchmark tests run on it (the mechanics tests keep the generated tiny model: tests/conftest.py).
 
 From the expanded demo checkpoint: a diffusers folder (its VAE an AutoencoderTiny), a UNet-only
 file, its CLIP-L and TAESD VAE as separate files, an "SD" version of it (conv_in cut to the four
@@ -67,7 +67,7 @@ def write_demo_files(checkpoint: Path) -> DemoFiles:
                      sd_checkpoint=root / SD_FILE, sd_unet=root / SD_UNET_FILE)
 
 
-def demo_files() -> DemoFiles:
+def cached_demo_files() -> DemoFiles:
     """The shipped demo model's files in the repository's cache (`demo_model.CACHE`)."""
     return write_demo_files(demo_model.checkpoint_file(demo_model.CACHE))
 

@@ -15,7 +15,7 @@ from patch_factory import build_patch_files, patches_version
 from PIL import Image
 from upscale_factory import write_upscale_model
 
-from harness.demo_files import DemoFiles, write_demo_files
+from harness.demo_files import DemoFiles, cached_demo_files
 from harness.model_factory import (
     build_sd15_ip2p,
     factory_version,
@@ -24,7 +24,6 @@ from harness.model_factory import (
     write_corrupt_checkpoint,
 )
 from harness.sdxl_model_factory import sdxl_family_version
-from ip2p_core import demo_model
 from tools.comfy_host import ComfyHost
 
 TESTS = Path(__file__).resolve().parent
@@ -57,15 +56,9 @@ def pytest_sessionstart(session):
 
 
 @pytest.fixture(scope="session")
-def demo_file():
-    """The shipped demo model written out as an ordinary checkpoint (once per model version)."""
-    return demo_model.checkpoint_file(demo_model.CACHE)
-
-
-@pytest.fixture(scope="session")
-def demo(demo_file) -> DemoFiles:
-    """The demo model in its file shapes (harness/demo_files.py)."""
-    return write_demo_files(demo_file)
+def demo() -> DemoFiles:
+    """The shipped demo model in its file shapes (harness/demo_files.py), once per model version."""
+    return cached_demo_files()
 
 
 @pytest.fixture(scope="session")
