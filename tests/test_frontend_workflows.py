@@ -6,8 +6,9 @@ bundled 2024 frontend, or upstream's frontend package when IP2P_COMFYUI_DIR poin
 
 Each file is loaded with app.loadGraphData; app.graphToPrompt() must give the API twin (with
 the defaults the frontend fills in) and our own UI -> API conversion, and the prompt the
-frontend made must run in the host; the frontend's own re-serialisation must keep our widget
-values and links, and no node may be smaller than the frontend needs to draw it.
+frontend made must run in the host (the UI files' one run: test_host_workflows runs their API
+twins); the frontend's own re-serialisation must keep our widget values and links, and no node
+may be smaller than the frontend needs to draw it.
 """
 import json
 import os

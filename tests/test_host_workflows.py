@@ -1,7 +1,9 @@
 """The shipped workflows, executed by a real ComfyUI with the pack in custom_nodes.
 
-Every JSON file in workflows/ runs: the API-format files as they are, the UI-format twins
-(what users drag onto the canvas) converted to API format as the frontend would send them.
+Every API-format file in workflows/ runs here as it is. Its UI-format twin (what users drag onto
+the canvas) runs in test_frontend_workflows.py, as the prompt the real frontend makes of it, which
+that test also checks is this file's prompt; test_the_ui_file_gives_the_same_edit_as_its_api_twin
+keeps the pack's own UI -> API conversion honest where no browser is installed.
 """
 import numpy as np
 import pytest
@@ -17,7 +19,7 @@ from tools.ui_workflow import load_any
 from tools.workflow_inputs import PACK_ENCODERS, with_inputs
 
 pytestmark = pytest.mark.host
-WORKFLOWS = sorted((REPO_ROOT / "workflows").glob("*.json"))
+API_WORKFLOWS = sorted((REPO_ROOT / "workflows").glob("*.api.json"))
 # Input names followed from a saved image back to the picture it was made from.
 IMAGE_PATH = ("images", "image", "samples", "positive", "latent_image")
 
@@ -87,8 +89,8 @@ def runs_and_keeps_the_input_size(host, prompt) -> None:
         path.unlink()
 
 
-@pytest.mark.parametrize("workflow", WORKFLOWS, ids=[w.name for w in WORKFLOWS])
-def test_every_workflow_runs_and_returns_the_input_size(host, shipped_files, workflow):
+@pytest.mark.parametrize("workflow", API_WORKFLOWS, ids=[w.name for w in API_WORKFLOWS])
+def test_every_api_workflow_runs_and_returns_the_input_size(host, shipped_files, workflow):
     runs_and_keeps_the_input_size(host, prompt_for(host, workflow.name, files=shipped_files(workflow.name)))
 
 
