@@ -8,7 +8,7 @@ From the expanded demo checkpoint: a diffusers folder (its VAE an AutoencoderTin
 file, its CLIP-L and TAESD VAE as separate files, an "SD" version of it (conv_in cut to the four
 noisy-latent channels: what an SD fine-tune and its base look like to the merge node) with its
 UNet alone. Written once per demo model version, next to its expanded checkpoint; the text
-encoder's zero layers are holes in the files (`sparse_files`), not disk.
+encoder's zero layers are holes in the files (`ip2p_core.formats.sparse_files`), not disk.
 """
 import hashlib
 import json
@@ -23,6 +23,7 @@ from ip2p_core.formats.diffusers_to_ldm import (
     UNET_PREFIX,
     VAE_PREFIX,
 )
+from ip2p_core.formats.sparse_files import dig_holes_in
 from ip2p_core.training.demo_recipe import UNET_CONFIG
 from ip2p_core.training.trainable_model import (
     comfy_tokenizer_dir,
@@ -31,7 +32,6 @@ from ip2p_core.training.trainable_model import (
 )
 
 from .model_factory import TinyModel, file_lock
-from .sparse_files import dig_holes
 
 # Written last: a folder without it is rewritten (this file's hash: an edit here rewrites them too).
 DONE = f"derived-files-{hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]}"
@@ -82,8 +82,7 @@ def _write(root: Path, checkpoint: Path) -> None:
     as_sd = {**state, CONV_IN: state[CONV_IN][:, :4].contiguous()}
     save_file(as_sd, str(root / SD_FILE))
     save_file(part(UNET_PREFIX, as_sd), str(root / SD_UNET_FILE))
-    for path in sorted(root.rglob("*.safetensors")):
-        dig_holes(path)
+    dig_holes_in(root)
     for old in root.glob("derived-files-*"):
         old.unlink()
     (root / DONE).write_text("")

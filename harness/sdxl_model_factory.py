@@ -45,6 +45,7 @@ import torch
 
 from ip2p_core.formats.diffusers_folder import SD15_NOISE_SCHEDULE
 from ip2p_core.formats.diffusers_to_ldm import UNET_PREFIX, vae_to_ldm
+from ip2p_core.formats.sparse_files import dig_holes
 from ip2p_core.training.trainable_model import comfy_tokenizer_dir
 
 from .model_factory import (
@@ -62,7 +63,6 @@ from .model_factory import (
     sd15_vae_config,
     sdxl_ip2p_unet_config,
 )
-from .sparse_files import dig_holes
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,6 @@ from harness.sdxl_model_factory import (
     clip_g_config,
     openclip_text_state,
 )
-from harness.sparse_files import HOLE_CHUNK, dig_holes
 from ip2p_core.formats.diffusers_to_ldm import infer_unet_config, unet_to_ldm
 
 UNET_PREFIX = "model.diffusion_model."
@@ -79,19 +78,6 @@ def test_openclip_layout_holds_exactly_the_hf_weights():
                            hf[f"text_model.encoder.layers.{layer}.mlp.fc1.bias"])
     weights = sum(v.numel() for k, v in hf.items() if not k.endswith("position_ids"))
     assert sum(v.numel() for k, v in openclip.items() if k != "logit_scale") == weights
-
-
-def test_dig_holes_frees_the_zero_chunks_and_keeps_the_bytes(tmp_path):
-    path = tmp_path / "zeros_between.bin"
-    data = b"\x01" * 5000 + bytes(3 * HOLE_CHUNK) + b"\x02" * 5000
-    path.write_bytes(data)
-    freed = dig_holes(path)
-    if freed == 0:
-        pytest.skip("this file system cannot punch holes")
-    # The first chunk holds the leading ones; the two chunks after it are all zero; the rest is ragged.
-    assert freed == 2 * HOLE_CHUNK
-    assert path.read_bytes() == data
-    assert path.stat().st_blocks * 512 <= len(data) - 2 * HOLE_CHUNK + 8192
 
 
 def test_clip_g_middle_layers_pass_their_input_on_and_the_outer_ones_are_random(family):

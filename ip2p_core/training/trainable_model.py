@@ -34,6 +34,7 @@ from ..formats.ldm_to_diffusers import (
     unet_config_from_ldm,
     vae_config_from_ldm,
 )
+from ..formats.sparse_files import dig_holes, dig_holes_in
 
 SD_IN_CHANNELS = 4
 
@@ -126,12 +127,15 @@ def ip2p_pipeline(model: TrainableModel):
 
 
 def save_model(model: TrainableModel, folder: Path, single_file: Path) -> None:
-    """The model as a diffusers InstructPix2Pix folder and an LDM single file (fp32)."""
+    """The model as a diffusers InstructPix2Pix folder and an LDM single file (fp32), whose zero
+    chunks are holes (`sparse_files`: the demo model's text encoder is mostly zero layers)."""
     ip2p_pipeline(model).save_pretrained(folder, safe_serialization=True)
+    dig_holes_in(folder)
     cpu = lambda module: {k: v.detach().float().cpu().contiguous() for k, v in module.state_dict().items()}  # noqa: E731
     state = ldm_checkpoint(cpu(model.unet), dict(model.unet.config), cpu(model.vae), dict(model.vae.config),
                            cpu(model.text_encoder))
     save_file(state, str(single_file), metadata={"format": "pt"})
+    dig_holes(single_file)
 
 
 def _load_folder(folder: Path, tokenizer: Optional[Path]) -> TrainableModel:
