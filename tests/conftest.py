@@ -66,11 +66,15 @@ def tiny_ip2p():
     return build_sd15_ip2p(MODEL_CACHE)
 
 
-def patches(model, root):
-    """LoRAs and a ControlNet of `model`'s shapes (tests/patch_factory.py); test processes take turns."""
+def patches(model, root, own_folder=False):
+    """LoRAs and a ControlNet of `model`'s shapes (tests/patch_factory.py); test processes take turns.
+    With `own_folder` (a folder that holds only patches), earlier versions' builds there are removed."""
     root.mkdir(parents=True, exist_ok=True)
     with file_lock(root / ".patches.lock"):
-        return build_patch_files(model, root)
+        files = build_patch_files(model, root)
+        if own_folder:
+            prune_stale_builds(root, keep={patches_version()})
+        return files
 
 
 @pytest.fixture(scope="session")
@@ -133,7 +137,7 @@ def host(tmp_path_factory, tiny_ip2p, demo, patch_files, test_images):
 @pytest.fixture(scope="session")
 def demo_files(host, demo):
     """Names, as the session host lists them, of the demo model's files by with_inputs kind."""
-    demo_patches = patches(demo.model, demo.model.root / "patches")
+    demo_patches = patches(demo.model, demo.model.root / "patches", own_folder=True)
     names = {
         "diffusers": host.add_model("diffusers", demo.model.diffusers_dir, "demo_shapes"),
         "unet": host.add_model("unet", demo.unet),

@@ -214,12 +214,12 @@ def test_sdxl_family_files_are_cached_deterministic_and_differ_only_in_the_edm_k
 
 
 @pytest.mark.host
-def test_pack_unet_loader_keeps_cosxl_from_a_prefixed_unet_file(host, family_files, tmp_path_factory):
+def test_pack_unet_loader_keeps_cosxl_from_a_prefixed_unet_file(host, family_files, tmp_path):
     """A UNet-only file cut from a checkpoint keeps `model.diffusion_model.`; the hosts' own
     prefix stripping drops `edm_vpred.*` with it and loads CosXL as EPS. The pack's loader must not."""
     from safetensors.torch import load_file, save_file
 
-    folder = tmp_path_factory.mktemp("prefixed")
+    folder = tmp_path
     weights = load_file(str(family_files["cosxl_edit"]))
     prefixed = {(k if k.startswith("edm_vpred.") else "model.diffusion_model." + k): v for k, v in weights.items()}
     save_file(prefixed, str(folder / "cosxl_prefixed.safetensors"))
@@ -228,7 +228,10 @@ def test_pack_unet_loader_keeps_cosxl_from_a_prefixed_unet_file(host, family_fil
     record = str(folder / "unet")
     graph = family_graph(host, "cosxl_edit", record)
     graph["1"] = {"class_type": "IP2PUNetLoader", "inputs": {"unet_name": name}}
-    host.run(graph)
+    try:
+        host.run(graph)
+    finally:
+        host.remove_model("unet", name, delete_target=True)  # a 256 MB copy
     with open(record + ".json") as f:
         report = json.load(f)
     assert (report["model_class"], report["model_type"]) == ("SDXL_instructpix2pix", "V_PREDICTION_EDM")

@@ -4,6 +4,8 @@ The twins are a small random SD1.x (text width 768, 4 input channels): a diffuse
 the same modules written out with the key map users' checkpoints follow (`ldm_checkpoint`), so
 reading the file back meets the folder's own weights.
 """
+import shutil
+
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
@@ -39,7 +41,8 @@ def twins(tmp_path_factory):
     state = ldm_checkpoint(unet.state_dict(), dict(unet.config), vae.state_dict(), dict(vae.config),
                            text_encoder.state_dict())
     save_file({k: v.contiguous() for k, v in state.items()}, str(folder / "sd.safetensors"))
-    return folder / "diffusers", folder / "sd.safetensors"
+    yield folder / "diffusers", folder / "sd.safetensors"
+    shutil.rmtree(folder)  # 330 MB (a full-width text encoder, twice), needed by this file only
 
 
 @pytest.fixture(scope="module")
