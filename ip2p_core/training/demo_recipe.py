@@ -78,11 +78,12 @@ class Recipe:
     conditioning_dropout: float = 0.05
     ema_decay: float = 0.999
     checkpoint_every: int = 250
+    keep_checkpoints: int = 2  # the newest ones kept; not part of the model (a run may resume with another)
     seed: int = 0
 
 
 QUICK = Recipe(pairs=16, vae_pairs=4, vae_colour_steps=2, vae_joint_steps=2, vae_batch=4, train_steps=2, batch_size=2,
-               lr_decay_steps=0, checkpoint_every=2)
+               lr_decay_steps=0, checkpoint_every=2, keep_checkpoints=1)
 
 
 def run(work: Path, models: Path, recipe: Recipe = Recipe(), device: str = "auto") -> Path:
@@ -109,6 +110,7 @@ def run(work: Path, models: Path, recipe: Recipe = Recipe(), device: str = "auto
             batch_size=recipe.batch_size, learning_rate=recipe.learning_rate, lr_decay_steps=recipe.lr_decay_steps,
             steps=recipe.train_steps, seed=recipe.seed, conditioning_dropout=recipe.conditioning_dropout, ema=True,
             ema_decay=recipe.ema_decay, checkpoint_every=recipe.checkpoint_every,
+            keep_checkpoints=recipe.keep_checkpoints,
             resume="latest" if latest_checkpoint(run_dir) else None, device=device, cache_encodings=True))
     return demo_model.write_shipped(ldm_state_of(trained), models)
 
@@ -216,14 +218,19 @@ def ldm_state_of(diffusers_dir: Path) -> dict[str, Tensor]:
 def _same_recipe(work: Path, recipe: Recipe) -> None:
     """A --work folder belongs to one recipe: resuming it with other settings would mix two models.
     Only the step count may grow (--steps): training then continues from its last checkpoint (the
-    learning rate's decay moves with it, so grow it before the decay begins)."""
+    learning rate's decay moves with it, so grow it before the decay begins). Folders written
+    before `keep_checkpoints` existed resume too."""
     path = work / "recipe.json"
     settings = asdict(recipe)
     if path.is_file():
-        stored = json.loads(path.read_text())
-        if {**stored, "train_steps": 0} != {**settings, "train_steps": 0}:
+        if _model_settings(json.loads(path.read_text())) != _model_settings(settings):
             raise SystemExit(f"error: {work} holds a run of another recipe ({path}); use a new --work folder")
     path.write_text(json.dumps(settings, indent=2))
+
+
+def _model_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """The settings that make the model: all but the step count and how many checkpoints are kept."""
+    return {k: v for k, v in settings.items() if k not in ("train_steps", "keep_checkpoints")}
 
 
 def _trained_steps(run_dir: Path) -> int:
