@@ -17,7 +17,9 @@ here, so both formats are generated from fixed seeds:
 * `build_sd15_full_ip2p`: the same recipe with the real SD1.5 UNet (about 860M parameters,
   3.4 GB in fp32): what the speed and memory benchmarks time.
 * VAE and CLIP-L text encoder: full SD1.5 shapes, because ComfyUI builds those from
-  fixed configs rather than from the checkpoint's shapes.
+  fixed configs rather than from the checkpoint's shapes. Only CLIP-L's first two and last two
+  layers are random: the others' attention and MLP weights are zero, each passes its input on,
+  and their bytes are holes in both files (`dig_holes`; 1.3 GB of model in 1 GB of disk).
 
 Every weight is rounded through fp16, so storing VAE and text encoder as fp16 in the LDM
 file loses nothing and both formats hold exactly the same values. The UNet is stored as
@@ -53,6 +55,7 @@ import torch
 from ip2p_core.formats import diffusers_folder, diffusers_to_ldm
 from ip2p_core.formats.diffusers_folder import SD15_NOISE_SCHEDULE
 from ip2p_core.formats.diffusers_to_ldm import ldm_checkpoint
+from ip2p_core.formats.sparse_files import dig_holes, dig_holes_in
 from ip2p_core.training.trainable_model import comfy_tokenizer_dir
 
 log = logging.getLogger(__name__)
@@ -63,6 +66,11 @@ DEFAULT_CACHE_ROOT = Path(__file__).resolve().parent.parent / ".cache" / "test_m
 UNET_SEED = 1234
 VAE_SEED = 2345
 TEXT_ENCODER_SEED = 3456
+# Layers of a generated CLIP-L that stay random; SD1.5 reads the last, SDXL the penultimate. The
+# others' attention and MLP weights are zero (`zero_layers_but_`), holes in the files, not disk.
+CLIP_L_RANDOM_LAYERS = (0, 1, 10, 11)
+IDENTITY_PARTS = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.out_proj", "mlp.fc1",
+                  "mlp.fc2")
 # conv_out gain: with 1/sqrt(fan_in) weights after GroupNorm+SiLU the eps prediction has a
 # std of about 0.55; this brings it to about 1, like a trained model's epsilon.
 UNET_CONV_OUT_GAIN = 1.8
@@ -305,6 +313,7 @@ def _build_into(root: Path, model: TinyModel) -> None:
         randomise_(vae, VAE_SEED)
         text_encoder = CLIPTextModel(CLIPTextConfig(**model.text_encoder_config)).eval()
         randomise_(text_encoder, TEXT_ENCODER_SEED)
+        zero_layers_but_(text_encoder, CLIP_L_RANDOM_LAYERS)
 
     tokenizer_files = comfy_tokenizer_dir()
     tokenizer = CLIPTokenizer(
@@ -325,7 +334,20 @@ def _build_into(root: Path, model: TinyModel) -> None:
     )
     state = {k: v.contiguous() for k, v in state.items()}
     save_file(state, str(model.checkpoint), metadata={"format": "pt", "ip2p_test_factory": factory_version()})
+    dig_holes(model.checkpoint)
     pipe.to(torch.float16).save_pretrained(model.diffusers_dir, safe_serialization=True)
+    dig_holes_in(model.diffusers_dir)
+
+
+def zero_layers_but_(encoder: torch.nn.Module, random_layers: tuple[int, ...]) -> None:
+    """Zeroes the attention and MLP weights of every layer of a CLIP text tower but `random_layers`:
+    each such layer then passes its input on. Every layer is still converted by the same code, so
+    a wrong key mapping shows in the random ones."""
+    for index, layer in enumerate(encoder.text_model.encoder.layers):
+        if index not in random_layers:
+            for part in IDENTITY_PARTS:
+                for param in layer.get_submodule(part).parameters():
+                    param.zero_()
 
 
 def randomise_(module: torch.nn.Module, seed: int) -> None:

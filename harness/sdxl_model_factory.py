@@ -49,6 +49,7 @@ from ip2p_core.formats.sparse_files import dig_holes
 from ip2p_core.training.trainable_model import comfy_tokenizer_dir
 
 from .model_factory import (
+    CLIP_L_RANDOM_LAYERS,
     COSXL_SIGMA_MAX,
     COSXL_SIGMA_MIN,
     DEFAULT_CACHE_ROOT,
@@ -62,6 +63,7 @@ from .model_factory import (
     sd15_text_encoder_config,
     sd15_vae_config,
     sdxl_ip2p_unet_config,
+    zero_layers_but_,
 )
 
 log = logging.getLogger(__name__)
@@ -75,9 +77,6 @@ CLIP_L_PREFIX = "conditioner.embedders.0.transformer."
 CLIP_G_PREFIX = "conditioner.embedders.1.model."
 OPENCLIP_LOGIT_SCALE = math.log(100.0)  # OpenCLIP's trained value; SDXL checkpoints carry it
 CLIP_G_RANDOM_LAYERS = (0, 1, 30, 31)  # the pooled output reads layer 31, SDXL's penultimate one layer 30
-CLIP_L_RANDOM_LAYERS = (0, 1, 10, 11)  # SDXL reads CLIP-L's penultimate layer, 10
-IDENTITY_PARTS = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.out_proj", "mlp.fc1",
-                  "mlp.fc2")
 DIFFUSERS_PARTS = ("unet", "vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "scheduler")
 
 
@@ -168,11 +167,7 @@ def _build_into(model: SDXLFamily, unet_file: Path) -> None:
         for module, seed in ((vae, SDXL_VAE_SEED), (clip_l, CLIP_L_SEED), (clip_g, CLIP_G_SEED)):
             randomise_(module, seed)  # fp16-rounded values
         for encoder, random_layers in ((clip_l, CLIP_L_RANDOM_LAYERS), (clip_g, CLIP_G_RANDOM_LAYERS)):
-            for index, layer in enumerate(encoder.text_model.encoder.layers):
-                if index not in random_layers:
-                    for part in IDENTITY_PARTS:
-                        for param in layer.get_submodule(part).parameters():
-                            param.zero_()
+            zero_layers_but_(encoder, random_layers)
     for module in (unet, vae, clip_l, clip_g):
         module.to(torch.float16)
 
