@@ -55,6 +55,16 @@ def pytest_sessionstart(session):
         prune_stale_builds(MODEL_CACHE, keep={factory_version(), sdxl_family_version(), patches_version()})
 
 
+# Test files of a minute or more, handed out first: the test processes take files from one queue,
+# and one of these taken last kept the other process idle for up to two minutes of a run.
+LONGEST_FIRST = ("test_benchmark_quick.py", "test_host_workflows.py", "test_host_demo_edits.py",
+                 "test_frontend_workflows.py", "test_demo_recipe_quick.py")
+
+
+def pytest_collection_modifyitems(items):
+    items.sort(key=lambda item: item.path.name not in LONGEST_FIRST)  # stable: each file keeps its order
+
+
 @pytest.fixture(scope="session")
 def demo() -> DemoFiles:
     """The shipped demo model in its file shapes (harness/demo_files.py), once per model version."""
