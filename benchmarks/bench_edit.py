@@ -306,6 +306,26 @@ def prepare_images(work: Path, sizes: list[int]) -> dict[int, Path]:
     return images
 
 
+def timetable(paths: list, cells: list[tuple[int, int]], repeats: int, resident: bool) -> list[tuple]:
+    """What `run` does with the paths, in order: ("start", path), ("edit", path, size, steps, repeat)
+    and ("stop", path).
+
+    One process at a time: none of them sees the others' memory as used (ComfyUI sizes its UNet
+    batches by the free RAM), and the paths take turns, one cycle per repeat, the first path
+    rotating. --resident: all three stay up and edit back to back, cell by cell, so that drift of
+    the machine's speed hits the three alike (they see each other's memory as used).
+    """
+    def turns(repeat):
+        return paths[repeat % len(paths):] + paths[:repeat % len(paths)]
+    if resident:
+        edits = [("edit", path, size, steps, repeat) for repeat in range(repeats) for size, steps in cells
+                 for path in turns(repeat)]
+        return [("start", path) for path in paths] + edits + [("stop", path) for path in paths]
+    return [event for repeat in range(repeats) for path in turns(repeat)
+            for event in [("start", path), *[("edit", path, size, steps, repeat) for size, steps in cells],
+                          ("stop", path)]]
+
+
 def run(args) -> dict:
     work = Path(tempfile.mkdtemp(prefix="ip2p-bench-", dir=args.work_dir))
     model = cached_demo_files().model if args.quick else build_sd15_full_ip2p(args.cache)
@@ -341,29 +361,16 @@ def run(args) -> dict:
                  result["model_calls_per_step"], result["batch"], result["peak_rss_mb"],
                  result["available_before_mb"])
 
-    def turns(repeat):
-        return paths[repeat % 3:] + paths[:repeat % 3]
-
+    names = {}
     try:
-        if args.resident:
-            # All three processes stay up and the paths edit back to back, cell by cell: drift of
-            # the machine's speed then hits the three alike. They see each other's memory as used.
-            names = {path.name: start(path) for path in paths}
-            for repeat in range(args.repeats):
-                for size, steps in args.cells:
-                    for path in turns(repeat):
-                        measure(path, names[path.name], size, steps, repeat)
-        else:
-            # One process at a time: none of them sees the others' memory as used (ComfyUI sizes
-            # its UNet batches by the free RAM), and the paths take turns, one cycle per repeat.
-            for repeat in range(args.repeats):
-                for path in turns(repeat):
-                    try:
-                        names = start(path)
-                        for size, steps in args.cells:
-                            measure(path, names, size, steps, repeat)
-                    finally:
-                        path.stop()
+        for event in timetable(paths, args.cells, args.repeats, args.resident):
+            what, path = event[0], event[1]
+            if what == "start":
+                names[path.name] = start(path)
+            elif what == "edit":
+                measure(path, names[path.name], *event[2:])
+            else:
+                path.stop()
         agreement = []
         for size, steps in args.cells:
             agreement.append({"size": size, "steps": steps,

@@ -1,7 +1,9 @@
-"""bench_edit's command line: a mistyped option stops with a sentence, before any host starts."""
+"""bench_edit's command line: a mistyped option stops with a sentence, before any host starts; and
+the order its two modes start, use and stop the three processes in (test_benchmark_quick.py runs
+--resident end to end)."""
 import pytest
 
-from benchmarks.bench_edit import parse_args
+from benchmarks.bench_edit import parse_args, timetable
 
 
 def test_host_env_takes_name_value_pairs():
@@ -23,3 +25,24 @@ def test_fewer_passes_names_a_preset_or_a_setting_of_the_fewer_passes_benchmark(
     with pytest.raises(SystemExit):
         parse_args(["--quick", "--fewer-passes", "faster please"])
     assert "--fewer-passes takes a preset (faithful, balanced, fast) or one of" in capsys.readouterr().err
+
+
+CELLS = [(64, 1), (128, 2)]
+
+
+def test_one_process_at_a_time_each_runs_every_cell_and_the_first_rotates():
+    plan = timetable(["pack", "native", "diffusers"], CELLS, repeats=2, resident=False)
+    cycle = lambda path, repeat: [("start", path), ("edit", path, 64, 1, repeat), ("edit", path, 128, 2, repeat),  # noqa: E731
+                                  ("stop", path)]
+    assert plan == (cycle("pack", 0) + cycle("native", 0) + cycle("diffusers", 0)
+                    + cycle("native", 1) + cycle("diffusers", 1) + cycle("pack", 1))
+
+
+def test_resident_starts_all_three_then_they_edit_cell_by_cell_back_to_back():
+    plan = timetable(["pack", "native", "diffusers"], CELLS, repeats=2, resident=True)
+    assert plan[:3] == [("start", "pack"), ("start", "native"), ("start", "diffusers")]
+    assert plan[-3:] == [("stop", "pack"), ("stop", "native"), ("stop", "diffusers")]
+    assert plan[3:-3] == [("edit", path, size, steps, repeat)
+                          for repeat, order in enumerate([["pack", "native", "diffusers"],
+                                                          ["native", "diffusers", "pack"]])
+                          for size, steps in CELLS for path in order]
