@@ -45,7 +45,7 @@ import torch
 
 from ip2p_core.formats.diffusers_folder import SD15_NOISE_SCHEDULE
 from ip2p_core.formats.diffusers_to_ldm import UNET_PREFIX, vae_to_ldm
-from ip2p_core.formats.sparse_files import dig_holes
+from ip2p_core.formats.sparse_files import dig_holes, dig_holes_in
 from ip2p_core.training.trainable_model import comfy_tokenizer_dir
 
 from .model_factory import (
@@ -178,8 +178,7 @@ def _build_into(model: SDXLFamily, unet_file: Path) -> None:
         vae=vae, text_encoder=clip_l, text_encoder_2=clip_g, tokenizer=tokenizers[0], tokenizer_2=tokenizers[1],
         unet=unet, scheduler=EulerDiscreteScheduler.from_config(SD15_NOISE_SCHEDULE), add_watermarker=False,
     ).save_pretrained(model.diffusers_dir, safe_serialization=True)
-    for path in sorted(model.diffusers_dir.rglob("*.safetensors")):  # each copy's zeros go before the next is written
-        dig_holes(path)
+    dig_holes_in(model.diffusers_dir)  # each copy's zeros go before the next is written
 
     state = {UNET_PREFIX + k: v for k, v in load_file(str(unet_file)).items()}
     state.update(vae_to_ldm(vae.state_dict(), sdxl_vae_config()))
