@@ -19,7 +19,7 @@ here, so both formats are generated from fixed seeds:
 * VAE and CLIP-L text encoder: full SD1.5 shapes, because ComfyUI builds those from
   fixed configs rather than from the checkpoint's shapes. Only CLIP-L's first two and last two
   layers are random: the others' attention and MLP weights are zero, each passes its input on,
-  and their bytes are holes in both files (`dig_holes`; 1.3 GB of model in 1 GB of disk).
+  and their bytes are holes in both files (`dig_holes`; 1.3 GB of model in 1.1 GB of disk).
 
 Every weight is rounded through fp16, so storing VAE and text encoder as fp16 in the LDM
 file loses nothing and both formats hold exactly the same values. The UNet is stored as

@@ -219,13 +219,12 @@ def test_pack_unet_loader_keeps_cosxl_from_a_prefixed_unet_file(host, family_fil
     prefix stripping drops `edm_vpred.*` with it and loads CosXL as EPS. The pack's loader must not."""
     from safetensors.torch import load_file, save_file
 
-    folder = tmp_path
     weights = load_file(str(family_files["cosxl_edit"]))
     prefixed = {(k if k.startswith("edm_vpred.") else "model.diffusion_model." + k): v for k, v in weights.items()}
-    save_file(prefixed, str(folder / "cosxl_prefixed.safetensors"))
-    name = host.add_model("unet", folder / "cosxl_prefixed.safetensors")
+    save_file(prefixed, str(tmp_path / "cosxl_prefixed.safetensors"))
+    name = host.add_model("unet", tmp_path / "cosxl_prefixed.safetensors")
     host.object_info(refresh=True)
-    record = str(folder / "unet")
+    record = str(tmp_path / "unet")
     graph = family_graph(host, "cosxl_edit", record)
     graph["1"] = {"class_type": "IP2PUNetLoader", "inputs": {"unet_name": name}}
     try:
