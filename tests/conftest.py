@@ -57,7 +57,7 @@ def pytest_sessionstart(session):
 
 # Test files of a minute or more, handed out first: the test processes take files from one queue,
 # and one of these taken last kept the other process idle for up to two minutes of a run.
-LONGEST_FIRST = ("test_benchmark_quick.py", "test_host_workflows.py", "test_host_demo_edits.py",
+LONGEST_FIRST = ("test_benchmark_quick.py", "test_host_demo_edits.py",
                  "test_frontend_workflows.py", "test_demo_recipe_quick.py")
 
 

@@ -6,34 +6,98 @@ bundled 2024 frontend, or upstream's frontend package when IP2P_COMFYUI_DIR poin
 
 Each file is loaded with app.loadGraphData; app.graphToPrompt() must give the API twin (with
 the defaults the frontend fills in) and our own UI -> API conversion, and the prompt the
-frontend made must run in the host (the UI files' one run: test_host_workflows runs their API
-twins); the frontend's own re-serialisation must keep our widget values and links, and no node
-may be smaller than the frontend needs to draw it.
+frontend made must run in the host and save pictures of the input's size: every shipped
+workflow's one run (its API file's, where the check cannot run outside CI). The frontend's own
+re-serialisation must keep our widget values and links, and no node may be smaller than the
+frontend needs to draw it.
 """
 import json
 import os
 
+import numpy as np
 import pytest
-from model_files import model_files, sdxl_files  # noqa: F401 (fixtures)
-from test_host_workflows import on_test_files, runs_and_keeps_the_input_size, shipped_files  # noqa: F401
+from model_files import sdxl_files  # noqa: F401 (fixture)
+from PIL import Image
+from test_host_workflows import on_test_files
+from upscale_factory import SCALE as UPSCALE_MODEL_SCALE
 
 from harness import frontend_check
+from ip2p_core import demo_model
 from tools.comfy_host import REPO_ROOT
-from tools.ui_workflow import ui_to_api, with_defaults
+from tools.ui_workflow import load_any, ui_to_api, with_defaults
+from tools.workflow_inputs import PACK_ENCODERS, with_inputs
 
 pytestmark = pytest.mark.host
 FOLDER = REPO_ROOT / "workflows"
 STEMS = sorted(p.name[:-len(".api.json")] for p in FOLDER.glob("*.api.json"))
+# Input names followed from a saved image back to the picture it was made from.
+IMAGE_PATH = ("images", "image", "samples", "positive", "latent_image")
 
 
 @pytest.fixture(scope="module")
-def rendered(host):
+def frontend_results(host):
+    """What the frontend makes of each UI file, or None where the check cannot run outside CI."""
     reason = frontend_check.missing()
     if reason:
-        message = f"frontend check unavailable: {reason} (bash harness/test.sh installs it)"
-        pytest.fail(message) if os.environ.get("CI") == "true" else pytest.skip(message)
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"frontend check unavailable: {reason} (bash harness/test.sh installs it)")
+        return None
     results = frontend_check.render(host, [FOLDER / f"{stem}.json" for stem in STEMS])
     return {stem: results[str((FOLDER / f"{stem}.json").resolve())] for stem in STEMS}
+
+
+@pytest.fixture
+def rendered(frontend_results):
+    if frontend_results is None:
+        pytest.skip(f"frontend check unavailable: {frontend_check.missing()} (bash harness/test.sh installs it)")
+    return frontend_results
+
+
+def scale_of(prompt, node_id):
+    """How much the image saved by `node_id` is scaled against the input picture (Upscale Image By,
+    or the test's upscale model)."""
+    node = prompt[node_id]
+    scale = {"ImageScaleBy": node["inputs"].get("scale_by"),
+             "ImageUpscaleWithModel": UPSCALE_MODEL_SCALE}.get(node["class_type"], 1.0)
+    for name in IMAGE_PATH:
+        if isinstance(node["inputs"].get(name), list):
+            return scale * scale_of(prompt, node["inputs"][name][0])
+    return scale
+
+
+@pytest.fixture
+def shipped_files(upscale_model, request):
+    """The model files a shipped workflow loads, by kind, for the workflow named: SD1.5 workflows
+    run on the shipped demo model, in whatever file shape they load it."""
+    def files_for(name: str) -> dict:
+        if name.startswith("cosxl_"):  # SDXL family: the generated CosXL Edit checkpoint
+            files = {"checkpoint": request.getfixturevalue("sdxl_files")["cosxl_checkpoint"]}
+        else:
+            files = {**request.getfixturevalue("demo_files"), "checkpoint": demo_model.CHECKPOINT_NAME}
+        return {**files, "upscale_model": upscale_model}
+    return files_for
+
+
+def runs_and_keeps_the_input_size(host, prompt) -> None:
+    """Runs a shipped workflow's prompt: every saved picture is the input's size (times the
+    workflow's upscale) and not flat."""
+    # Workflows that edit at a working resolution (512 px, 1024 px for SDXL) run at 128 to keep the test quick.
+    if any(node["class_type"] in PACK_ENCODERS and node["inputs"].get("resolution") for node in prompt.values()):
+        prompt = with_inputs(prompt, resolution=128)
+    outputs = host.run(prompt)
+    saved = 0
+    for node_id in outputs:
+        scale = scale_of(prompt, node_id)
+        for path in host.output_files({node_id: outputs[node_id]}, types=["output"]):
+            if path.suffix != ".png":
+                continue
+            image = np.asarray(Image.open(path).convert("RGB"))
+            assert image.shape == (round(48 * scale), round(64 * scale), 3)
+            assert image.std() > 1.0, "the edited image is flat: the model did not run"
+            saved += 1
+    assert saved, "the workflow saved no image"
+    for path in host.output_files(outputs, types=["output"]):  # saved checkpoints are gigabytes
+        path.unlink()
 
 
 def inputs_of(prompt, object_info):
@@ -60,14 +124,15 @@ def test_the_frontend_sends_the_api_workflow(host, rendered, stem):
 
 
 @pytest.mark.parametrize("stem", STEMS)
-def test_the_prompt_the_frontend_made_runs(host, rendered, shipped_files, stem):
-    prompt = on_test_files(rendered[stem]["prompt"], files=shipped_files(stem))
-    # Saved under a name of its own: upstream caches a prompt it already ran (test_host_workflows
-    # runs the same one and deletes its files) and would report files that are gone.
-    for node in prompt.values():
-        if "filename_prefix" in node["inputs"]:
-            node["inputs"]["filename_prefix"] = f"frontend_{node['inputs']['filename_prefix']}"
-    runs_and_keeps_the_input_size(host, prompt)
+def test_every_workflow_runs_as_the_frontend_sends_it(host, frontend_results, shipped_files, stem):
+    # Each shipped workflow runs once: as the prompt the frontend made of its UI file (which
+    # test_the_frontend_sends_the_api_workflow checks is its API file's prompt), or, where no
+    # frontend check can run (outside CI), as its API file.
+    if frontend_results is None:
+        prompt = load_any(FOLDER / f"{stem}.api.json", host.object_info())
+    else:
+        prompt = frontend_results[stem]["prompt"]
+    runs_and_keeps_the_input_size(host, on_test_files(prompt, files=shipped_files(stem)))
 
 
 @pytest.mark.parametrize("stem", STEMS)

@@ -238,7 +238,7 @@ def test_model_sampling_switch_matches_the_native_path(host, plain, sampling, zs
 # -- the shipped workflow ----------------------------------------------------------------
 
 def test_lora_controlnet_workflow_applies_both(host):
-    """workflows/ip2p_lora_controlnet.api.json (also run by test_host_workflows): turning the
+    """workflows/ip2p_lora_controlnet.api.json (also run by test_frontend_workflows): turning the
     LoRA or the ControlNet down to 0 changes its image, so both are in effect."""
     workflow = with_inputs(load_workflow(REPO_ROOT / "workflows" / "ip2p_lora_controlnet.api.json"),
                            checkpoint=IP2P_CKPT, image=SMALL_IMAGE, seed=1, steps=3)
