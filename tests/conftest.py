@@ -23,7 +23,7 @@ from harness.model_factory import (
     prune_stale_builds,
     write_corrupt_checkpoint,
 )
-from harness.sdxl_model_factory import sdxl_family_version
+from harness.sdxl_model_factory import build_sdxl_family, sdxl_family_version
 from tools.comfy_host import ComfyHost
 
 TESTS = Path(__file__).resolve().parent
@@ -72,7 +72,11 @@ def demo() -> DemoFiles:
 
 
 @pytest.fixture(scope="session")
-def tiny_ip2p():
+def tiny_ip2p(request):
+    if getattr(request.config, "workerinput", {}).get("workerid") == "gw1":
+        # Both test processes start by needing this model: the second builds the SDXL family (which
+        # a full run needs later) meanwhile, instead of waiting on the first's lock (a first run).
+        build_sdxl_family(MODEL_CACHE)
     return build_sd15_ip2p(MODEL_CACHE)
 
 
