@@ -18,13 +18,13 @@ import numpy as np
 import pytest
 from model_files import sdxl_files  # noqa: F401 (fixture)
 from PIL import Image
-from test_host_workflows import on_test_files
+from test_host_workflows import on_test_files, prompt_for
 from upscale_factory import SCALE as UPSCALE_MODEL_SCALE
 
 from harness import frontend_check
 from ip2p_core import demo_model
 from tools.comfy_host import REPO_ROOT
-from tools.ui_workflow import load_any, ui_to_api, with_defaults
+from tools.ui_workflow import ui_to_api, with_defaults
 from tools.workflow_inputs import PACK_ENCODERS, with_inputs
 
 pytestmark = pytest.mark.host
@@ -34,22 +34,32 @@ STEMS = sorted(p.name[:-len(".api.json")] for p in FOLDER.glob("*.api.json"))
 IMAGE_PATH = ("images", "image", "samples", "positive", "latent_image")
 
 
+def unavailable(reason: str) -> str:
+    return f"frontend check unavailable: {reason} (bash harness/test.sh installs it)"
+
+
 @pytest.fixture(scope="module")
-def frontend_results(host):
-    """What the frontend makes of each UI file, or None where the check cannot run outside CI."""
+def frontend_missing():
+    """Why the frontend check cannot run here, or None; with CI=true its absence fails."""
     reason = frontend_check.missing()
-    if reason:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"frontend check unavailable: {reason} (bash harness/test.sh installs it)")
+    if reason and os.environ.get("CI") == "true":
+        pytest.fail(unavailable(reason))
+    return reason
+
+
+@pytest.fixture(scope="module")
+def frontend_results(host, frontend_missing):
+    """What the frontend makes of each UI file, or None where the check cannot run (outside CI)."""
+    if frontend_missing:
         return None
     results = frontend_check.render(host, [FOLDER / f"{stem}.json" for stem in STEMS])
     return {stem: results[str((FOLDER / f"{stem}.json").resolve())] for stem in STEMS}
 
 
 @pytest.fixture
-def rendered(frontend_results):
+def rendered(frontend_results, frontend_missing):
     if frontend_results is None:
-        pytest.skip(f"frontend check unavailable: {frontend_check.missing()} (bash harness/test.sh installs it)")
+        pytest.skip(unavailable(frontend_missing))
     return frontend_results
 
 
@@ -129,10 +139,10 @@ def test_every_workflow_runs_as_the_frontend_sends_it(host, frontend_results, sh
     # test_the_frontend_sends_the_api_workflow checks is its API file's prompt), or, where no
     # frontend check can run (outside CI), as its API file.
     if frontend_results is None:
-        prompt = load_any(FOLDER / f"{stem}.api.json", host.object_info())
+        prompt = prompt_for(host, f"{stem}.api.json", files=shipped_files(stem))
     else:
-        prompt = frontend_results[stem]["prompt"]
-    runs_and_keeps_the_input_size(host, on_test_files(prompt, files=shipped_files(stem)))
+        prompt = on_test_files(frontend_results[stem]["prompt"], files=shipped_files(stem))
+    runs_and_keeps_the_input_size(host, prompt)
 
 
 @pytest.mark.parametrize("stem", STEMS)
