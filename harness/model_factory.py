@@ -71,6 +71,7 @@ TEXT_ENCODER_SEED = 3456
 CLIP_L_RANDOM_LAYERS = (0, 1, 10, 11)
 IDENTITY_PARTS = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.out_proj", "mlp.fc1",
                   "mlp.fc2")
+UNET_BLOCK_IDENTITY_PARTS = ("attn1", "attn2", "ff")  # of a diffusers BasicTransformerBlock
 # conv_out gain: with 1/sqrt(fan_in) weights after GroupNorm+SiLU the eps prediction has a
 # std of about 0.55; this brings it to about 1, like a trained model's epsilon.
 UNET_CONV_OUT_GAIN = 1.8
@@ -386,6 +387,9 @@ def _round_to_fp16_(module: torch.nn.Module) -> None:
 # transformer blocks of the input blocks, but has none in the output blocks and only one res
 # block in the middle: about 134M parameters (a real SDXL UNet has 2.6G), stored as fp16
 # (every weight is fp16-rounded, so nothing is lost; on the CPU ComfyUI runs it in fp32).
+# Only the first and last transformer block of each stack are random: the 16 between have zero
+# attention and feed-forward weights (each passes its input on), so their 100 MB in each of the
+# five copies (two UNet-only files, the SDXL family's three) are holes in the files, not disk.
 #
 # The files are UNet-only, keys without the `model.diffusion_model.` prefix, for the hosts'
 # UNET loaders: the 2024 host only recognises an LDM UNet by the bare `input_blocks.0.0.weight`,
@@ -462,17 +466,27 @@ def build_sdxl_ip2p_unet(cache_root: Path = DEFAULT_CACHE_ROOT, edm: bool = Fals
     return model
 
 
-def _sdxl_ip2p_unet_state(config: dict[str, Any]) -> dict[str, torch.Tensor]:
+def sdxl_ip2p_unet(config: dict[str, Any]) -> torch.nn.Module:
+    """The tiny SDXL IP2P UNet in diffusers layout: every file of it holds these weights (see above)."""
     from diffusers import UNet2DConditionModel
-
-    from ip2p_core.formats.diffusers_to_ldm import UNET_PREFIX, unet_to_ldm
 
     with torch.no_grad():
         unet = UNet2DConditionModel(**config).eval()
         randomise_(unet, SDXL_UNET_SEED)
         unet.conv_out.weight.mul_(UNET_CONV_OUT_GAIN)
         _round_to_fp16_(unet)
-    weights = {k: v.to(torch.float16).contiguous() for k, v in unet.state_dict().items()}
+        for stack in (module for module in unet.modules() if hasattr(module, "transformer_blocks")):
+            for block in list(stack.transformer_blocks)[1:-1]:
+                for part in UNET_BLOCK_IDENTITY_PARTS:
+                    for param in block.get_submodule(part).parameters():
+                        param.zero_()
+    return unet
+
+
+def _sdxl_ip2p_unet_state(config: dict[str, Any]) -> dict[str, torch.Tensor]:
+    from ip2p_core.formats.diffusers_to_ldm import UNET_PREFIX, unet_to_ldm
+
+    weights = {k: v.to(torch.float16).contiguous() for k, v in sdxl_ip2p_unet(config).state_dict().items()}
     adm = {}
     for key in [k for k in weights if k.startswith("add_embedding.")]:
         module, _, param = key.rpartition(".")
@@ -485,13 +499,14 @@ def _sdxl_ip2p_unet_state(config: dict[str, Any]) -> dict[str, torch.Tensor]:
 
 
 def _save_atomically(state: dict[str, torch.Tensor], path: Path) -> None:
-    """Writes a safetensors file under a temporary name, then renames it into place."""
+    """Writes a safetensors file (its zero chunks holes) under a temporary name, then renames it into place."""
     from safetensors.torch import save_file
 
     handle, tmp = tempfile.mkstemp(prefix=f".{path.name}-tmp-", dir=path.parent)
     os.close(handle)
     try:
         save_file(state, tmp, metadata={"format": "pt", "ip2p_test_factory": factory_version()})
+        dig_holes(Path(tmp))
         os.chmod(tmp, 0o644)  # mkstemp's 0600 would survive the rename
         os.replace(tmp, path)
     finally:

@@ -2,10 +2,14 @@
 
 model_factory's SDXL UNet-only files are enough to test model detection; loading an SDXL
 checkpoint or diffusers folder needs the whole model, and ComfyUI builds SDXL's text
-encoders and VAE from fixed configs, refusing other shapes. So only the UNet is tiny:
+encoders and VAE from fixed configs, refusing other shapes. So only the UNet is tiny, and the
+rest is zero where the output still depends on every kind of weight (zero parts pass their input
+on; their bytes are holes in sparse files, `dig_holes`, not disk):
 
 * UNet: model_factory's tiny SDXL IP2P UNet, the same weights as `build_sdxl_ip2p_unet`'s file.
-* VAE: SDXL's AutoencoderKL (SD1.5's shape; latents scaled by 0.13025).
+* VAE: SDXL's AutoencoderKL (SD1.5's shape; latents scaled by 0.13025). Only the first res block
+  of each encoder and decoder level (and the middle blocks) is random: the others' convolutions
+  are zero (65 MB of holes per copy).
 * CLIP-L: the CLIP ViT-L/14 text tower, as in SD1.5; like CLIP-G's, only its first two and last
   two layers are random.
 * CLIP-G: the OpenCLIP ViT-bigG/14 text tower with its projection at full size (32 layers,
@@ -13,10 +17,13 @@ encoders and VAE from fixed configs, refusing other shapes. So only the UNet is 
   attention and MLP weights are zero (each block passes its input on), so that their 1.1 GB in
   each of the three copies are holes in sparse files (`dig_holes`), not disk. Every layer is
   converted by the same code, so a wrong mapping still shows in the random ones.
+* Both text towers embed only the first 16384 token ids (BPE ids come in merge order, so every
+  common word, and every word the tests prompt with) and the start and end tokens; the other
+  33k rows are zero, so a rare word embeds as its position alone (0.4 GB of holes in all).
 
 Random weights as in model_factory (`randomise_`), fp16-rounded and stored as fp16 (ComfyUI
 computes in fp32 on the CPU, or fp16 without --fp32-text-enc; both stay finite). One build
-(6 GB of file size, 2.5 GB on disk, a minute or two; each file's zeros are holes before the next
+(6 GB of file size, 1.5 GB on disk, a minute or two; each file's zeros are holes before the next
 is written) writes the same weights three ways:
 
 * `sdxl_ip2p.safetensors`: an LDM single file as SDXL checkpoints hold it (UNet, VAE, CLIP-L
@@ -53,15 +60,13 @@ from .model_factory import (
     COSXL_SIGMA_MAX,
     COSXL_SIGMA_MIN,
     DEFAULT_CACHE_ROOT,
-    SDXL_UNET_SEED,
-    UNET_CONV_OUT_GAIN,
-    _round_to_fp16_,
     build_sdxl_ip2p_unet,
     factory_version,
     file_lock,
     randomise_,
     sd15_text_encoder_config,
     sd15_vae_config,
+    sdxl_ip2p_unet,
     sdxl_ip2p_unet_config,
     zero_layers_but_,
 )
@@ -77,6 +82,7 @@ CLIP_L_PREFIX = "conditioner.embedders.0.transformer."
 CLIP_G_PREFIX = "conditioner.embedders.1.model."
 OPENCLIP_LOGIT_SCALE = math.log(100.0)  # OpenCLIP's trained value; SDXL checkpoints carry it
 CLIP_G_RANDOM_LAYERS = (0, 1, 30, 31)  # the pooled output reads layer 31, SDXL's penultimate one layer 30
+RANDOM_TOKENS = 16384  # token embedding rows that stay random, besides the last two (start, end)
 DIFFUSERS_PARTS = ("unet", "vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "scheduler")
 
 
@@ -150,17 +156,12 @@ def _build_into(model: SDXLFamily, unet_file: Path) -> None:
         AutoencoderKL,
         EulerDiscreteScheduler,
         StableDiffusionXLInstructPix2PixPipeline,
-        UNet2DConditionModel,
     )
     from safetensors.torch import load_file, save_file
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
     with torch.no_grad():
-        # The UNet-only file's weights, drawn again in diffusers layout (randomise_ seeds each by its name).
-        unet = UNet2DConditionModel(**model.unet_config).eval()
-        randomise_(unet, SDXL_UNET_SEED)
-        unet.conv_out.weight.mul_(UNET_CONV_OUT_GAIN)
-        _round_to_fp16_(unet)
+        unet = sdxl_ip2p_unet(model.unet_config)  # the UNet-only file's weights, in diffusers layout
         vae = AutoencoderKL(**sdxl_vae_config()).eval()
         clip_l = CLIPTextModel(CLIPTextConfig(**sd15_text_encoder_config())).eval()
         clip_g = CLIPTextModelWithProjection(CLIPTextConfig(**clip_g_config())).eval()
@@ -168,6 +169,11 @@ def _build_into(model: SDXLFamily, unet_file: Path) -> None:
             randomise_(module, seed)  # fp16-rounded values
         for encoder, random_layers in ((clip_l, CLIP_L_RANDOM_LAYERS), (clip_g, CLIP_G_RANDOM_LAYERS)):
             zero_layers_but_(encoder, random_layers)
+            encoder.text_model.embeddings.token_embedding.weight[RANDOM_TOKENS:-2].zero_()
+        for level in (*vae.encoder.down_blocks, *vae.decoder.up_blocks):
+            for resnet in level.resnets[1:]:  # same channels in and out: an identity shortcut
+                for param in (*resnet.conv1.parameters(), *resnet.conv2.parameters()):
+                    param.zero_()
     for module in (unet, vae, clip_l, clip_g):
         module.to(torch.float16)
 
