@@ -23,7 +23,7 @@ on; their bytes are holes in sparse files, `dig_holes`, not disk):
 
 Random weights as in model_factory (`randomise_`), fp16-rounded and stored as fp16 (ComfyUI
 computes in fp32 on the CPU, or fp16 without --fp32-text-enc; both stay finite). One build
-(6 GB of file size, 1.5 GB on disk, a minute or two; each file's zeros are holes before the next
+(6 GB of file size, 1.8 GB on disk, a minute or two; each file's zeros are holes before the next
 is written) writes the same weights three ways:
 
 * `sdxl_ip2p.safetensors`: an LDM single file as SDXL checkpoints hold it (UNet, VAE, CLIP-L

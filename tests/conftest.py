@@ -65,6 +65,16 @@ def pytest_collection_modifyitems(items):
     items.sort(key=lambda item: item.path.name not in LONGEST_FIRST)  # stable: each file keeps its order
 
 
+@contextlib.contextmanager
+def one_big_temporary():
+    """Tests whose temporary files take a gigabyte or more (the recipe's quick run, two saved
+    checkpoints, the EMA copies) take turns across the test processes, so that two never sit on
+    the disk at once: a full run stays within 6 GB beside the venv."""
+    MODEL_CACHE.mkdir(parents=True, exist_ok=True)
+    with file_lock(MODEL_CACHE / ".big-temporaries.lock"):
+        yield
+
+
 @pytest.fixture(scope="session")
 def demo() -> DemoFiles:
     """The shipped demo model in its file shapes (harness/demo_files.py), once per model version."""

@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 import torch
-from conftest import IP2P_CKPT, SMALL_IMAGE
+from conftest import IP2P_CKPT, SMALL_IMAGE, one_big_temporary
 from reference import pipeline_latent, relative_diff
 from safetensors.torch import load_file, save_file
 from test_host_parity import DIFFUSERS_RTOL
@@ -28,7 +28,11 @@ INSTRUCTION = "turn the sky into a sunset"
 @pytest.fixture(scope="module")
 def ema_model(host, demo, tmp_path_factory):
     """(the EMA UNet as a diffusers folder, the host's name of the two-UNet .ckpt)."""
-    folder = tmp_path_factory.mktemp("ema")
+    with one_big_temporary():
+        yield from _ema_model(host, demo, tmp_path_factory.mktemp("ema"))
+
+
+def _ema_model(host, demo, folder):
     state = load_file(str(demo.model.checkpoint))
     generator = torch.Generator().manual_seed(7)
     average = {k: v + 0.05 * v.float().std() * torch.randn(v.shape, generator=generator)
