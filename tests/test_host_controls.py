@@ -13,7 +13,9 @@ from harness.host_graphs import failure, instruction_lines, pack_edit, saved_ima
 
 pytestmark = pytest.mark.host
 STEPS = 4  # ComfyUI's "simple" and diffusers' "trailing" timesteps coincide when steps divide 1000
-BATCH_RTOL = 1e-5  # batched vs single model calls: same maths, different BLAS blocking
+# Batched vs single model calls: same maths, different BLAS blocking (measured 1.1e-5 on an AMD
+# EPYC host, under 1e-5 on Intel Xeon ones; a wrong seed or mixed-up item differs by about 1).
+BATCH_RTOL = 3e-5
 
 
 def edit(host, **kwargs):
