@@ -346,9 +346,15 @@ def zero_layers_but_(encoder: torch.nn.Module, random_layers: tuple[int, ...]) -
     a wrong key mapping shows in the random ones."""
     for index, layer in enumerate(encoder.text_model.encoder.layers):
         if index not in random_layers:
-            for part in IDENTITY_PARTS:
-                for param in layer.get_submodule(part).parameters():
-                    param.zero_()
+            zero_parts_(layer, IDENTITY_PARTS)
+
+
+def zero_parts_(module: torch.nn.Module, parts: tuple[str, ...]) -> None:
+    """Zeroes every parameter of `module`'s submodules `parts`: a residual block whose branch is
+    zero passes its input on, and its bytes become holes in the files."""
+    for part in parts:
+        for param in module.get_submodule(part).parameters():
+            param.zero_()
 
 
 def randomise_(module: torch.nn.Module, seed: int) -> None:
@@ -477,9 +483,7 @@ def sdxl_ip2p_unet(config: dict[str, Any]) -> torch.nn.Module:
         _round_to_fp16_(unet)
         for stack in (module for module in unet.modules() if hasattr(module, "transformer_blocks")):
             for block in list(stack.transformer_blocks)[1:-1]:
-                for part in UNET_BLOCK_IDENTITY_PARTS:
-                    for param in block.get_submodule(part).parameters():
-                        param.zero_()
+                zero_parts_(block, UNET_BLOCK_IDENTITY_PARTS)
     return unet
 
 

@@ -69,6 +69,7 @@ from .model_factory import (
     sdxl_ip2p_unet,
     sdxl_ip2p_unet_config,
     zero_layers_but_,
+    zero_parts_,
 )
 
 log = logging.getLogger(__name__)
@@ -172,8 +173,7 @@ def _build_into(model: SDXLFamily, unet_file: Path) -> None:
             encoder.text_model.embeddings.token_embedding.weight[RANDOM_TOKENS:-2].zero_()
         for level in (*vae.encoder.down_blocks, *vae.decoder.up_blocks):
             for resnet in level.resnets[1:]:  # same channels in and out: an identity shortcut
-                for param in (*resnet.conv1.parameters(), *resnet.conv2.parameters()):
-                    param.zero_()
+                zero_parts_(resnet, ("conv1", "conv2"))
     for module in (unet, vae, clip_l, clip_g):
         module.to(torch.float16)
 

@@ -75,6 +75,14 @@ def one_big_temporary():
         yield
 
 
+@pytest.fixture
+def big_temporary_turn():
+    """`one_big_temporary` for the length of a test. Asked for before tmp_path, it ends after pytest
+    has deleted a passing test's tmp_path (fixtures end in the reverse order)."""
+    with one_big_temporary():
+        yield
+
+
 @pytest.fixture(scope="session")
 def demo() -> DemoFiles:
     """The shipped demo model in its file shapes (harness/demo_files.py), once per model version."""

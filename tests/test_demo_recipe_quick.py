@@ -5,12 +5,11 @@ benchmarks/RESULTS.md. This checks that the stages connect, resume, and end in a
 that expands into the SD1.5 single-file layout ComfyUI detects.
 """
 import json
-import shutil
 import subprocess
 import sys
 
 import pytest
-from conftest import REPO, one_big_temporary
+from conftest import REPO
 
 from ip2p_core import demo_model
 
@@ -19,16 +18,8 @@ pytestmark = pytest.mark.slow
 COMMAND = [sys.executable, "-m", "ip2p_core.training.demo_recipe", "--quick"]
 
 
-@pytest.fixture
-def tmp_path_alone(tmp_path):
-    """tmp_path, emptied (1.2 GB of work files) before another big test may start."""
-    with one_big_temporary():
-        yield tmp_path
-        shutil.rmtree(tmp_path)
-
-
-def test_quick_run_packs_a_model_and_resumes(tmp_path_alone):
-    work, models = tmp_path_alone / "work", tmp_path_alone / "models"
+def test_quick_run_packs_a_model_and_resumes(big_temporary_turn, tmp_path):  # 1.6 GB of work files
+    work, models = tmp_path / "work", tmp_path / "models"
     done = subprocess.run(COMMAND + ["--work", str(work), "--models", str(models)], capture_output=True, text=True,
                           timeout=1200, cwd=REPO)
     assert done.returncode == 0, done.stderr[-3000:]

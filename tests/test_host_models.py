@@ -6,7 +6,7 @@ what the SD model did; a saved model must load back in both checkpoint loaders.
 """
 import pytest
 import torch
-from conftest import DEMO_FILE, IP2P_CKPT, SD_CKPT, SMALL_IMAGE, one_big_temporary
+from conftest import DEMO_FILE, IP2P_CKPT, SD_CKPT, SMALL_IMAGE
 from model_files import model_files  # noqa: F401 (fixture)
 from reference import relative_diff
 from safetensors.torch import load_file, save_file
@@ -202,12 +202,8 @@ def test_add_difference_refuses_an_sd_model_in_the_ip2p_slot(host):
         in failure(host, prompt)
 
 
-def test_saved_model_loads_back_in_both_loaders_and_never_overwrites(host, checkpoint_latent):
-    with one_big_temporary():  # two fp32 copies of the tiny model, 1.4 GB
-        saved_model_loads_back_and_never_overwrites(host, checkpoint_latent)
-
-
-def saved_model_loads_back_and_never_overwrites(host, checkpoint_latent):
+def test_saved_model_loads_back_in_both_loaders_and_never_overwrites(host, checkpoint_latent, big_temporary_turn):
+    # (big_temporary_turn: two fp32 copies of the tiny model, 1.4 GB, deleted before the test ends)
     save = {"1": {"class_type": "IP2PCheckpointLoader", "inputs": {"ckpt_name": IP2P_CKPT}},
             "2": {"class_type": "IP2PSaveCheckpoint", "inputs": {"model": ["1", 0], "clip": ["1", 1], "vae": ["1", 2],
                                                                 "filename_prefix": "roundtrip"}}}
