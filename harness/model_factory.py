@@ -17,14 +17,16 @@ here, so both formats are generated from fixed seeds:
 * `build_sd15_full_ip2p`: the same recipe with the real SD1.5 UNet (about 860M parameters,
   3.4 GB in fp32): what the speed and memory benchmarks time.
 * VAE and CLIP-L text encoder: full SD1.5 shapes, because ComfyUI builds those from
-  fixed configs rather than from the checkpoint's shapes. Only CLIP-L's first two and last two
-  layers are random: the others' attention and MLP weights are zero, each passes its input on,
-  and their bytes are holes in both files (`dig_holes`; 1.3 GB of model in 1.1 GB of disk).
+  fixed configs rather than from the checkpoint's shapes. Only the parts a key mapping or the
+  output needs stay random, as in the SDXL family: CLIP-L's first two and last two layers (the
+  others' attention and MLP weights are zero, each passes its input on), its first 16384 token
+  rows and the start and end tokens (`zero_text_tower_but_`), and the first res block of each
+  VAE level (`zero_vae_inner_resnets_`). The zeros are holes in both files (`dig_holes`).
 
-Every weight is rounded through fp16, so storing VAE and text encoder as fp16 in the LDM
-file loses nothing and both formats hold exactly the same values. The UNet is stored as
-fp32 in the LDM file (ComfyUI then runs it in fp32 on the CPU); the diffusers folder is
-all fp16, half the disk: diffusers and transformers load it as fp32 unless told otherwise.
+Every weight is rounded through fp16, so storing it as fp16 loses nothing and both formats
+hold exactly the same values; the tiny model's files are all fp16, half the disk (on the CPU
+ComfyUI, diffusers and transformers still compute in fp32). Only the full model's LDM file
+keeps its UNet in fp32, so the benchmarks' load and memory figures stay comparable.
 
 Builds are cached under `cache_root/<factory_version()>/`; the version hashes this file and the
 format modules it writes with (key maps, noise schedule), so editing them invalidates old builds (the test session
@@ -67,8 +69,9 @@ UNET_SEED = 1234
 VAE_SEED = 2345
 TEXT_ENCODER_SEED = 3456
 # Layers of a generated CLIP-L that stay random; SD1.5 reads the last, SDXL the penultimate. The
-# others' attention and MLP weights are zero (`zero_layers_but_`), holes in the files, not disk.
+# others' attention and MLP weights are zero (`zero_text_tower_but_`), holes in the files, not disk.
 CLIP_L_RANDOM_LAYERS = (0, 1, 10, 11)
+RANDOM_TOKENS = 16384  # token embedding rows that stay random, besides the last two (start, end)
 IDENTITY_PARTS = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.out_proj", "mlp.fc1",
                   "mlp.fc2")
 UNET_BLOCK_IDENTITY_PARTS = ("attn1", "attn2", "ff")  # of a diffusers BasicTransformerBlock
@@ -89,11 +92,12 @@ class TinyModel:
     name: str
     in_channels: int
     root: Path
-    checkpoint: Path  # LDM single file: UNet fp32, VAE and CLIP fp16 (the diffusers folder: all fp16)
+    checkpoint: Path  # LDM single file: VAE and CLIP fp16, the UNet in checkpoint_unet_dtype
     diffusers_dir: Path  # save_pretrained layout: unet/ vae/ text_encoder/ tokenizer/ scheduler/
     unet_config: dict[str, Any] = field(hash=False)  # UNet2DConditionModel(**unet_config)
     vae_config: dict[str, Any] = field(hash=False)  # AutoencoderKL(**vae_config)
     text_encoder_config: dict[str, Any] = field(hash=False)  # CLIPTextConfig(**text_encoder_config)
+    checkpoint_unet_dtype: torch.dtype = torch.float16  # the diffusers folder is all fp16
 
 
 def sd15_unet_config(in_channels: int = 8) -> dict[str, Any]:
@@ -182,7 +186,8 @@ def build_sd15_full_ip2p(cache_root: Path = DEFAULT_CACHE_ROOT) -> TinyModel:
     name = "sd15_full_ip2p"
 
     def describe(root: Path) -> TinyModel:
-        return _describe(root, name, unet_config=sd15_full_unet_config(8), checkpoint_name=FULL_CHECKPOINT_NAME)
+        return _describe(root, name, unet_config=sd15_full_unet_config(8), checkpoint_name=FULL_CHECKPOINT_NAME,
+                         checkpoint_unet_dtype=torch.float32)
 
     return _build_cached(cache_root, name, describe)
 
@@ -259,7 +264,7 @@ def write_corrupt_checkpoint(path: Path, kind: Literal["truncated", "garbage"] =
 
 
 def _describe(root: Path, name: str, unet_config: dict[str, Any] | None = None,
-              checkpoint_name: str | None = None) -> TinyModel:
+              checkpoint_name: str | None = None, checkpoint_unet_dtype: torch.dtype = torch.float16) -> TinyModel:
     return TinyModel(
         name=name,
         in_channels=8,
@@ -269,6 +274,7 @@ def _describe(root: Path, name: str, unet_config: dict[str, Any] | None = None,
         unet_config=unet_config or sd15_unet_config(8),
         vae_config=sd15_vae_config(),
         text_encoder_config=sd15_text_encoder_config(),
+        checkpoint_unet_dtype=checkpoint_unet_dtype,
     )
 
 
@@ -312,9 +318,10 @@ def _build_into(root: Path, model: TinyModel) -> None:
         _round_to_fp16_(unet)
         vae = AutoencoderKL(**model.vae_config).eval()
         randomise_(vae, VAE_SEED)
+        zero_vae_inner_resnets_(vae)
         text_encoder = CLIPTextModel(CLIPTextConfig(**model.text_encoder_config)).eval()
         randomise_(text_encoder, TEXT_ENCODER_SEED)
-        zero_layers_but_(text_encoder, CLIP_L_RANDOM_LAYERS)
+        zero_text_tower_but_(text_encoder, CLIP_L_RANDOM_LAYERS)
 
     tokenizer_files = comfy_tokenizer_dir()
     tokenizer = CLIPTokenizer(
@@ -329,7 +336,7 @@ def _build_into(root: Path, model: TinyModel) -> None:
     )
     half = lambda sd: {k: v.to(torch.float16) for k, v in sd.items()}  # noqa: E731 - exact: values are fp16-rounded
     state = ldm_checkpoint(
-        {k: v.contiguous() for k, v in unet.state_dict().items()}, model.unet_config,
+        {k: v.to(model.checkpoint_unet_dtype) for k, v in unet.state_dict().items()}, model.unet_config,
         half(vae.state_dict()), model.vae_config,
         half(text_encoder.state_dict()),
     )
@@ -340,13 +347,24 @@ def _build_into(root: Path, model: TinyModel) -> None:
     dig_holes_in(model.diffusers_dir)
 
 
-def zero_layers_but_(encoder: torch.nn.Module, random_layers: tuple[int, ...]) -> None:
-    """Zeroes the attention and MLP weights of every layer of a CLIP text tower but `random_layers`:
-    each such layer then passes its input on. Every layer is still converted by the same code, so
-    a wrong key mapping shows in the random ones."""
+def zero_text_tower_but_(encoder: torch.nn.Module, random_layers: tuple[int, ...]) -> None:
+    """Zeroes the attention and MLP weights of every layer of a CLIP text tower but `random_layers`
+    (each such layer then passes its input on; every layer is still converted by the same code, so a
+    wrong key mapping shows in the random ones) and the token embedding rows past RANDOM_TOKENS but
+    the start and end tokens: BPE ids come in merge order, so every common word, and every word the
+    tests prompt with, keeps a random row; a rare word embeds as its position alone."""
     for index, layer in enumerate(encoder.text_model.encoder.layers):
         if index not in random_layers:
             zero_parts_(layer, IDENTITY_PARTS)
+    encoder.text_model.embeddings.token_embedding.weight[RANDOM_TOKENS:-2].zero_()
+
+
+def zero_vae_inner_resnets_(vae: torch.nn.Module) -> None:
+    """Zeroes the convolutions of every res block of an AutoencoderKL but the first of each level:
+    those have the same channels in and out (an identity shortcut), so each passes its input on."""
+    for level in (*vae.encoder.down_blocks, *vae.decoder.up_blocks):
+        for resnet in level.resnets[1:]:
+            zero_parts_(resnet, ("conv1", "conv2"))
 
 
 def zero_parts_(module: torch.nn.Module, parts: tuple[str, ...]) -> None:

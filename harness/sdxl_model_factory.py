@@ -68,8 +68,8 @@ from .model_factory import (
     sd15_vae_config,
     sdxl_ip2p_unet,
     sdxl_ip2p_unet_config,
-    zero_layers_but_,
-    zero_parts_,
+    zero_text_tower_but_,
+    zero_vae_inner_resnets_,
 )
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,6 @@ CLIP_L_PREFIX = "conditioner.embedders.0.transformer."
 CLIP_G_PREFIX = "conditioner.embedders.1.model."
 OPENCLIP_LOGIT_SCALE = math.log(100.0)  # OpenCLIP's trained value; SDXL checkpoints carry it
 CLIP_G_RANDOM_LAYERS = (0, 1, 30, 31)  # the pooled output reads layer 31, SDXL's penultimate one layer 30
-RANDOM_TOKENS = 16384  # token embedding rows that stay random, besides the last two (start, end)
 DIFFUSERS_PARTS = ("unet", "vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "scheduler")
 
 
@@ -169,11 +168,8 @@ def _build_into(model: SDXLFamily, unet_file: Path) -> None:
         for module, seed in ((vae, SDXL_VAE_SEED), (clip_l, CLIP_L_SEED), (clip_g, CLIP_G_SEED)):
             randomise_(module, seed)  # fp16-rounded values
         for encoder, random_layers in ((clip_l, CLIP_L_RANDOM_LAYERS), (clip_g, CLIP_G_RANDOM_LAYERS)):
-            zero_layers_but_(encoder, random_layers)
-            encoder.text_model.embeddings.token_embedding.weight[RANDOM_TOKENS:-2].zero_()
-        for level in (*vae.encoder.down_blocks, *vae.decoder.up_blocks):
-            for resnet in level.resnets[1:]:  # same channels in and out: an identity shortcut
-                zero_parts_(resnet, ("conv1", "conv2"))
+            zero_text_tower_but_(encoder, random_layers)
+        zero_vae_inner_resnets_(vae)
     for module in (unet, vae, clip_l, clip_g):
         module.to(torch.float16)
 

@@ -20,8 +20,7 @@ def model_files(host, tiny_ip2p, demo, tmp_path_factory):
     folder = tmp_path_factory.mktemp("model_files")
     unet_ldm = folder / "tiny_ip2p_unet_ldm.safetensors"
     prefix = "model.diffusion_model."
-    # fp16, as UNet files are shared: the weights are fp16-exact, so it is the checkpoint's fp32 UNet in half the disk.
-    save_file({k[len(prefix):]: v.half() for k, v in load_file(str(tiny_ip2p.checkpoint)).items()
+    save_file({k[len(prefix):]: v for k, v in load_file(str(tiny_ip2p.checkpoint)).items()
                if k.startswith(prefix)}, str(unet_ldm))
     broken = folder / "broken_no_vae"
     broken.mkdir()
