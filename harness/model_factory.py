@@ -18,7 +18,7 @@ here, so both formats are generated from fixed seeds:
   3.4 GB in fp32): what the speed and memory benchmarks time.
 * VAE and CLIP-L text encoder: full SD1.5 shapes, because ComfyUI builds those from
   fixed configs rather than from the checkpoint's shapes. Only the parts a key mapping or the
-  output needs stay random, as in the SDXL family: CLIP-L's first two and last two layers (the
+  output needs stay random, as in the SDXL family: CLIP-L's first and last two layers (the
   others' attention and MLP weights are zero, each passes its input on), its first 16384 token
   rows and the start and end tokens (`zero_text_tower_but_`), and the first res block of each
   VAE level (`zero_vae_inner_resnets_`). The zeros are holes in both files (`dig_holes`).
@@ -70,7 +70,7 @@ VAE_SEED = 2345
 TEXT_ENCODER_SEED = 3456
 # Layers of a generated CLIP-L that stay random; SD1.5 reads the last, SDXL the penultimate. The
 # others' attention and MLP weights are zero (`zero_text_tower_but_`), holes in the files, not disk.
-CLIP_L_RANDOM_LAYERS = (0, 1, 10, 11)
+CLIP_L_RANDOM_LAYERS = (0, 10, 11)
 RANDOM_TOKENS = 16384  # token embedding rows that stay random, besides the last two (start, end)
 IDENTITY_PARTS = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.out_proj", "mlp.fc1",
                   "mlp.fc2")

@@ -10,10 +10,10 @@ on; their bytes are holes in sparse files, `dig_holes`, not disk):
 * VAE: SDXL's AutoencoderKL (SD1.5's shape; latents scaled by 0.13025). Only the first res block
   of each encoder and decoder level (and the middle blocks) is random: the others' convolutions
   are zero (65 MB of holes per copy).
-* CLIP-L: the CLIP ViT-L/14 text tower, as in SD1.5; like CLIP-G's, only its first two and last
-  two layers are random.
+* CLIP-L: the CLIP ViT-L/14 text tower, as in SD1.5; like CLIP-G's, only its first and last two
+  layers are random.
 * CLIP-G: the OpenCLIP ViT-bigG/14 text tower with its projection at full size (32 layers,
-  width 1280, 694M parameters). Only its first two and last two layers are random: the others'
+  width 1280, 694M parameters). Only its first and last two layers are random: the others'
   attention and MLP weights are zero (each block passes its input on), so that their 1.1 GB in
   each of the three copies are holes in sparse files (`dig_holes`), not disk. Every layer is
   converted by the same code, so a wrong mapping still shows in the random ones.
@@ -82,7 +82,7 @@ CHECKPOINT_NAMES = {False: "sdxl_ip2p.safetensors", True: "cosxl_edit.safetensor
 CLIP_L_PREFIX = "conditioner.embedders.0.transformer."
 CLIP_G_PREFIX = "conditioner.embedders.1.model."
 OPENCLIP_LOGIT_SCALE = math.log(100.0)  # OpenCLIP's trained value; SDXL checkpoints carry it
-CLIP_G_RANDOM_LAYERS = (0, 1, 30, 31)  # the pooled output reads layer 31, SDXL's penultimate one layer 30
+CLIP_G_RANDOM_LAYERS = (0, 30, 31)  # the pooled output reads layer 31, SDXL's penultimate one layer 30
 DIFFUSERS_PARTS = ("unet", "vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "scheduler")
 
 
