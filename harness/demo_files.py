@@ -50,7 +50,7 @@ class DemoFiles:
     clip: Path  # CLIP-L, Hugging Face layout
     vae: Path  # TAESD-format VAE
     sd_checkpoint: Path  # conv_in cut to 4 channels: an ordinary SD1.5 model
-    sd_unet: Path  # its UNet alone
+    sd_unet: Path  # its UNet alone, in fp16 (half the disk): the loaders' four-channel refusal reads it
 
 
 def write_demo_files(checkpoint: Path) -> DemoFiles:
@@ -84,7 +84,7 @@ def _write(root: Path, checkpoint: Path) -> None:
     save_file(part(VAE_PREFIX), str(root / VAE_FILE))
     as_sd = {**state, CONV_IN: state[CONV_IN][:, :4].contiguous()}
     save_file(as_sd, str(root / SD_FILE))
-    save_file(part(UNET_PREFIX, as_sd), str(root / SD_UNET_FILE))
+    save_file({k: v.half() for k, v in part(UNET_PREFIX, as_sd).items()}, str(root / SD_UNET_FILE))
     dig_holes_in(root)
     for old in root.glob("derived-files-*"):
         old.unlink()

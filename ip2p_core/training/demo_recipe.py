@@ -194,8 +194,9 @@ def build_base(out: Path, vae_dir: Path, seed: int) -> Path:
 
     torch.manual_seed(seed)
     text_state = demo_model.text_encoder_state()
-    text_encoder = CLIPTextModel(CLIPTextConfig(**text_encoder_config_from_ldm(text_state)))
-    text_encoder.load_state_dict({k: v.float() for k, v in text_state.items()})
+    # fp16, as the demo model ships it: half the disk, and training loads it as fp32 (same values).
+    text_encoder = CLIPTextModel(CLIPTextConfig(**text_encoder_config_from_ldm(text_state))).half()
+    text_encoder.load_state_dict(text_state)
     pipe = StableDiffusionInstructPix2PixPipeline(
         vae=AutoencoderTiny.from_pretrained(vae_dir), text_encoder=text_encoder.eval(),
         tokenizer=CLIPTokenizer.from_pretrained(str(comfy_tokenizer_dir())), unet=UNet2DConditionModel(**UNET_CONFIG),
