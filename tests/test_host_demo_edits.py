@@ -13,6 +13,7 @@ import torch
 from conftest import DEMO_FILE, DEMO_IMAGE
 from PIL import Image
 from reference import pipeline_latent, relative_diff
+from test_host_controls import BATCH_RTOL
 from test_host_parity import DIFFUSERS_RTOL, NATIVE_RTOL
 
 from harness.host_graphs import (
@@ -136,11 +137,12 @@ def test_a_batch_of_instructions_gives_each_its_own_edit_in_order(host):
 
 
 def test_batch_item_i_is_the_single_edit_with_seed_plus_i(host):
+    # Batching, not edit quality: 4 steps show a mixed-up item or seed as well as the default 20.
     lines = ["make the circle red", "make the square red"]
-    batch = saved_latent(host, instruction_lines(demo_edit("", decode=False, seed=4), lines))
+    batch = saved_latent(host, instruction_lines(demo_edit("", decode=False, seed=4, steps=4), lines))
     for index, line in enumerate(lines):
-        single = saved_latent(host, demo_edit(line, decode=False, seed=4 + index))
-        assert relative_diff(batch[index:index + 1], single) < 1e-5, line
+        single = saved_latent(host, demo_edit(line, decode=False, seed=4 + index, steps=4))
+        assert relative_diff(batch[index:index + 1], single) < BATCH_RTOL, line
 
 
 def test_the_pack_edits_as_native_ip2p_and_diffusers_do(host, demo):
