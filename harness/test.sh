@@ -8,9 +8,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/setup.sh
 bash harness/frontend_setup.sh
-# A fresh clone writes up to 8 GB of test models and temporary files (docs/development.md): say so
+# A fresh clone writes up to 6 GB of test models and temporary files (docs/development.md): say so
 # up front, so that a full disk is recognised as the cause of what fails.
-echo "test: $(df -Pk . | awk 'NR == 2 {printf "%.1f", $4 / 1048576}') GB free here; a first run needs about 8 GB"
+echo "test: $(df -Pk . | awk 'NR == 2 {printf "%.1f", $4 * 1024 / 1e9}') GB free here; a first run needs about 6 GB"
 processes="${IP2P_TEST_PROCESSES:-2}"
 # The cores shared out: each test process and its ComfyUI get their part, so that torch's thread
 # pools do not spin against each other (two hosts with a thread per core ran slower than one).
