@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Sets up .venv and the frontend check's tools if needed, and runs the whole test suite (unit,
 # host, parity, behaviour, workflow and frontend tests) in two processes, a test file at a time
-# each (IP2P_TEST_PROCESSES sets how many: a test waits on its ComfyUI server, a server on its
-# test, so two keep two cores busy). Arguments go to pytest: -m "not host and not slow" is the fast tier (no
-# ComfyUI, no training run).
+# each, the longest files first in tests/conftest.py's LONGEST_FIRST order (--no-loadscope-reorder
+# keeps xdist from reordering them). IP2P_TEST_PROCESSES sets how many processes: a test waits on
+# its ComfyUI server, a server on its test, so two keep two cores busy. Arguments go to pytest:
+# -m "not host and not slow" is the fast tier (no ComfyUI, no training run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/setup.sh
@@ -16,4 +17,4 @@ processes="${IP2P_TEST_PROCESSES:-2}"
 # pools do not spin against each other (two hosts with a thread per core ran slower than one).
 threads=$(( $(nproc) / processes ))
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-$(( threads > 0 ? threads : 1 ))}"
-exec .venv/bin/python -m pytest tests -n "$processes" --dist loadfile "$@"
+exec .venv/bin/python -m pytest tests -n "$processes" --dist loadfile --no-loadscope-reorder "$@"

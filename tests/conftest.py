@@ -55,14 +55,21 @@ def pytest_sessionstart(session):
         prune_stale_builds(MODEL_CACHE, keep={factory_version(), sdxl_family_version(), patches_version()})
 
 
-# Test files of a minute or more, handed out first: the test processes take files from one queue,
-# and one of these taken last kept the other process idle for up to two minutes of a run.
-LONGEST_FIRST = ("test_benchmark_quick.py", "test_host_demo_edits.py",
-                 "test_frontend_workflows.py", "test_demo_recipe_quick.py")
+# Test files of a minute or more, handed out first and in this order (harness/test.sh turns off
+# xdist's own reordering, by tests per file, which handed out the one-test recipe file last): the
+# test processes take files from one queue, and a long one taken last keeps the other process idle.
+# The recipe's quick run goes first, so that its big temporary turn ends before the others ask.
+LONGEST_FIRST = ("test_demo_recipe_quick.py", "test_frontend_workflows.py", "test_host_demo_edits.py",
+                 "test_benchmark_quick.py", "test_host_controls.py", "test_host_compose.py",
+                 "test_host_compose_memory.py")
 
 
 def pytest_collection_modifyitems(items):
-    items.sort(key=lambda item: item.path.name not in LONGEST_FIRST)  # stable: each file keeps its order
+    def rank(item) -> int:
+        name = item.path.name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: each file keeps its order
 
 
 @contextlib.contextmanager
