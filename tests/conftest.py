@@ -74,9 +74,9 @@ def pytest_collection_modifyitems(items):
 
 @contextlib.contextmanager
 def one_big_temporary():
-    """Tests whose temporary files take a gigabyte or more (the recipe's quick run, two saved
-    checkpoints, the EMA copies) take turns across the test processes, so that two never sit on
-    the disk at once: a full run stays within 6 GB beside the venv."""
+    """Tests whose temporary files take half a gigabyte or more (the recipe's quick run, up to 2 GB;
+    two saved checkpoints and the EMA copies, 0.6 GB each) take turns across the test processes,
+    so that two never sit on the disk at once: a full run stays within 6 GB beside the venv."""
     MODEL_CACHE.mkdir(parents=True, exist_ok=True)
     with file_lock(MODEL_CACHE / ".big-temporaries.lock"):
         yield

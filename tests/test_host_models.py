@@ -203,7 +203,7 @@ def test_add_difference_refuses_an_sd_model_in_the_ip2p_slot(host):
 
 
 def test_saved_model_loads_back_in_both_loaders_and_never_overwrites(host, demo_latent, big_temporary_turn):
-    # (big_temporary_turn: two copies of the demo model as ComfyUI saves it, 0.7 GB, deleted before the test ends)
+    # (big_temporary_turn: two copies of the demo model as ComfyUI saves it, 0.6 GB, deleted before the test ends)
     save = {"1": {"class_type": "IP2PCheckpointLoader", "inputs": {"ckpt_name": DEMO_FILE}},
             "2": {"class_type": "IP2PSaveCheckpoint", "inputs": {"model": ["1", 0], "clip": ["1", 1], "vae": ["1", 2],
                                                                 "filename_prefix": "roundtrip"}}}
