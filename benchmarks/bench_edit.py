@@ -27,8 +27,11 @@ What is measured, per edit:
   only every 0.5 s: on a 2-core machine a 25 ms poll took enough CPU from the host's torch
   threads to slow its steps by about 5-10 % (benchmarks/RESULTS.md);
 * loop seconds: inside the process. Hosts: `benchmarks/host_probe` (loaded beside the pack)
-  times ComfyUI's sampler loop, `KSAMPLER.sample`, and counts the UNet calls in it;
+  times ComfyUI's sampler loop, `KSAMPLER.sample`;
   diffusers: first UNet call to the end of the last step. Seconds per step = loop / steps;
+* UNet calls per step and their batch sizes: counted inside the process, each call of the
+  UNet in the loop with its batch. Hosts: `benchmarks/host_probe` wraps `BaseModel.apply_model`;
+  diffusers: `benchmarks/diffusers_worker` hooks the forward of the pipeline's UNet;
 * peak RSS: the process's VmHWM over the edit, after resetting it (/proc/PID/clear_refs)
   with the model already loaded; also the RSS before the edit.
 
@@ -169,11 +172,8 @@ class HostPath:
         files = self.host.output_files(outputs)
         (latent,) = [p for p in files if p.suffix == ".latent"]
         (picture,) = [p for p in files if p.suffix == ".png"]
-        batches = sorted({batch for batch, _ in loop["model_calls"]})
         return {"whole_seconds": whole, "loop_seconds": loop["loop_seconds"], "steps": loop["steps"],
-                "unet_seconds": sum(seconds for _, seconds in loop["model_calls"]),
-                "page_faults": loop["page_faults"],
-                "model_calls_per_step": len(loop["model_calls"]) / max(loop["steps"], 1), "batch": batches,
+                **model_calls(loop["model_calls"], loop["steps"]), "page_faults": loop["page_faults"],
                 "peak_rss_mb": peak, "rss_before_mb": rss_before, "available_before_mb": available,
                 "latent": str(latent), "image": str(picture)}
 
@@ -254,7 +254,7 @@ class DiffusersPath:
         self.proc.stdin.write(json.dumps(request) + "\n")
         self.proc.stdin.flush()
         reply = self._read()
-        reply.update(batch=[reply["batch"]], available_before_mb=available)
+        reply.update(model_calls(reply["model_calls"], reply["steps"]), available_before_mb=available)
         return reply
 
     def _read(self) -> dict:
@@ -281,6 +281,14 @@ class DiffusersPath:
                 self.proc.kill()
                 self.proc.wait(10)
         self.proc = None
+
+
+def model_calls(calls: list[list], steps: int) -> dict:
+    """A sampling loop's UNet calls, `[batch, seconds]` each as counted inside its process
+    (benchmarks/host_probe for the hosts, benchmarks/diffusers_worker for diffusers): the calls,
+    their seconds, the calls per step and the batch sizes seen."""
+    return {"model_calls": calls, "unet_seconds": sum(seconds for _, seconds in calls),
+            "model_calls_per_step": len(calls) / max(steps, 1), "batch": sorted({batch for batch, _ in calls})}
 
 
 def _line_count(path: Path) -> int:

@@ -10,8 +10,10 @@ An edit request times, in this process:
   encoding, VAE encoding, the loop, VAE decoding, post-processing) plus PNG and latent writes,
   like the host graphs' SaveImage and SaveLatent;
 * `loop_seconds`: from the start of the first UNet call to the end of the last step (its
-  `callback_on_step_end`), i.e. every UNet call and scheduler step; `unet_seconds`: the
-  UNet calls alone; `page_faults`: the process's minor page faults over the same span;
+  `callback_on_step_end`), i.e. every UNet call and scheduler step; `steps`: the steps ended;
+  `model_calls`: `[batch, seconds]` per call of the UNet's forward (hooks on `pipe.unet`: the
+  batch is its sample's first dimension), as benchmarks/host_probe records the hosts' calls;
+  `page_faults`: the process's minor page faults over the same span;
 * `peak_rss_mb`: the process's peak resident set during the edit (VmHWM after resetting it
   through /proc/self/clear_refs before the edit), and `rss_before_mb`.
 """
@@ -39,23 +41,27 @@ def edit(pipe, request: dict) -> dict:
 
     out_dir = Path(request["out_dir"])
     out_dir.mkdir(parents=True, exist_ok=True)
-    marks = {}
+    marks = {"steps": 0}
+    calls = []  # [batch, seconds] per UNet call
 
-    def before_call(module, args):
+    def before_call(module, args, kwargs):
+        marks["batch"] = int((args[0] if args else kwargs["sample"]).shape[0])
         marks["call_start"] = time.perf_counter()
         marks.setdefault("loop_start", marks["call_start"])
         marks.setdefault("faults_start", resource.getrusage(resource.RUSAGE_SELF).ru_minflt)
 
     def after_call(module, args, output):
-        marks["unet"] = marks.get("unet", 0.0) + time.perf_counter() - marks["call_start"]
+        calls.append([marks["batch"], time.perf_counter() - marks["call_start"]])
 
     def step_end(pipeline, step, timestep, kwargs):
+        marks["steps"] += 1
         marks["loop_end"] = time.perf_counter()
         marks["faults_end"] = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         marks["latents"] = kwargs["latents"]
         return kwargs
 
-    hooks = [pipe.unet.register_forward_pre_hook(before_call), pipe.unet.register_forward_hook(after_call)]
+    hooks = [pipe.unet.register_forward_pre_hook(before_call, with_kwargs=True),
+             pipe.unet.register_forward_hook(after_call)]
     reset_peak()
     rss_before = memory_mb()["rss"]
     try:
@@ -77,8 +83,8 @@ def edit(pipe, request: dict) -> dict:
             hook.remove()
     memory = memory_mb()
     return {"whole_seconds": whole, "loop_seconds": marks["loop_end"] - marks["loop_start"],
-            "steps": request["steps"], "unet_seconds": marks["unet"],
-            "page_faults": marks["faults_end"] - marks["faults_start"], "model_calls_per_step": 1, "batch": 3,
+            "steps": marks["steps"], "model_calls": calls,
+            "page_faults": marks["faults_end"] - marks["faults_start"],
             "peak_rss_mb": memory["hwm"], "rss_before_mb": rss_before,
             "latent": str(out_dir / f"diffusers_{request['tag']}.latent"),
             "image": str(out_dir / f"diffusers_{request['tag']}.png")}

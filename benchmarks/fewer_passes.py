@@ -8,9 +8,10 @@ node's presets say so) edits the same pairs as the pack's full three-pass edit, 
 initial noise (Euler, "simple" scheduler, 20 steps, text_cfg 7.5, image_cfg 1.5, seed + i for
 pair i): deterministic, so any difference from the full edit is the technique's. Per setting:
 
-* UNet passes per edit: the predictions the host's UNet computed, counted per call inside the
-  host by benchmarks/host_probe (a call of 3 predictions for 16 edits is 3 passes per edit; a
-  step-cached pass counts as one although it runs only the shallow blocks);
+* UNet passes per edit: the predictions the UNet computed, counted per call inside the host by
+  benchmarks/host_probe, and inside diffusers' pipeline by benchmarks/diffusers_worker's hooks on
+  its UNet (a call of 3 predictions for 16 edits is 3 passes per edit; a step-cached pass counts
+  as one although it runs only the shallow blocks);
 * sampling-loop seconds per edit, one edit per prompt on the first --timing-pairs pairs, with
   ComfyUI's native DualCFGGuider + SamplerCustomAdvanced and diffusers'
   StableDiffusionInstructPix2PixPipeline (first UNet call to the last step) timed on the same
@@ -177,7 +178,7 @@ def run(args) -> dict:
                                                  "steps": STEPS, "text_cfg": TEXT_CFG, "image_cfg": IMAGE_CFG,
                                                  "out_dir": out, "tag": str(index)}))
         edits = [Image.open(r["image"]).convert("RGB") for r in results]
-        passes = statistics.mean(r["steps"] * r["model_calls_per_step"] * r["batch"] for r in results)
+        passes = passes_per_edit(results, [1] * len(results))  # one edit per pipeline call
         report["references"]["diffusers"] = reference(results, passes, edits, full)
     return report
 

@@ -6,7 +6,8 @@ Loads the generated full-size SD1.5 IP2P checkpoint with ComfyUI's own loader (C
 and, alternating so that load from other users of the machine hits both alike, times
 ComfyUI's `apply_model` on the three predictions of one step as
 
-* one call with a batch of 3 (what ComfyUI's native DualCFGGuider and diffusers do), and
+* one call with a batch of 3 (what ComfyUI's native DualCFGGuider and diffusers do, as
+  benchmarks/bench_edit counts inside their processes), and
 * a call with a batch of 2 and a call with a batch of 1 (what the pack did when it ran the
   unconditional prediction apart, to label it an uncond for model patches).
 
