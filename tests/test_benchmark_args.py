@@ -1,9 +1,9 @@
-"""bench_edit's command line: a mistyped option stops with a sentence, before any host starts; and
-the order its two modes start, use and stop the three processes in (test_benchmark_quick.py runs
---resident end to end)."""
+"""bench_edit's command line: a mistyped option stops with a sentence, before any host starts; the
+order its two modes start, use and stop the three processes in (test_benchmark_quick.py runs
+--resident end to end); and how it reads the UNet calls each process counted."""
 import pytest
 
-from benchmarks.bench_edit import parse_args, timetable
+from benchmarks.bench_edit import model_calls, parse_args, timetable
 
 
 def test_host_env_takes_name_value_pairs():
@@ -46,3 +46,10 @@ def test_resident_starts_all_three_then_they_edit_cell_by_cell_back_to_back():
                           for repeat, order in enumerate([["pack", "native", "diffusers"],
                                                           ["native", "diffusers", "pack"]])
                           for size, steps in CELLS for path in order]
+
+
+def test_the_counted_unet_calls_tell_one_batch_of_three_from_three_calls_of_one():
+    one_call = model_calls([[3, 0.5], [3, 0.5]], steps=2)
+    three_calls = model_calls([[1, 0.2]] * 6, steps=2)
+    assert (one_call["model_calls_per_step"], one_call["batch"], one_call["unet_seconds"]) == (1, [3], 1.0)
+    assert (three_calls["model_calls_per_step"], three_calls["batch"]) == (3, [1])

@@ -2,8 +2,8 @@
 and benchmarks/attention_kernels.py on one small size.
 
 No timing is asserted (the machine is shared and the tiny model says nothing about speed);
-only that all three paths ran, the probe saw the host's sampling loop, the report was
-written, and the pack's edit is diffusers' edit.
+only that all three paths ran, each counted its UNet calls in the sampling loop (the hosts'
+probe, the diffusers worker's hooks), the report was written, and the pack's edit is diffusers' edit.
 """
 import json
 import math
@@ -35,8 +35,11 @@ def test_quick_benchmark_runs_all_three_paths(tmp_path, demo):
     for result in data["results"]:
         assert result["steps"] == 1 and result["loop_seconds"] > 0 and result["whole_seconds"] >= result["loop_seconds"]
         assert result["peak_rss_mb"] > 0 and math.isfinite(result["peak_rss_mb"]) and result["page_faults"] >= 0
-        # the three predictions of a step go to the UNet as one batch of 3, in every path
+        # the three predictions of a step go to the UNet as one batch of 3, in every path: counted
+        # inside each process, one [batch, seconds] per call
+        assert [batch for batch, _ in result["model_calls"]] == [3] * result["steps"], result
         assert result["model_calls_per_step"] == 1 and result["batch"] == [3], result
+        assert 0 < result["unet_seconds"] <= result["loop_seconds"], result
     (agreement,) = data["agreement"]
     pack_vs_diffusers = agreement["pack_vs_diffusers"]["latent"] / agreement["latent_max_abs"]
     assert pack_vs_diffusers < DIFFUSERS_RTOL, agreement
