@@ -25,7 +25,7 @@ What is measured, per edit:
   `PromptExecutor.execute`, timed by `benchmarks/host_probe`), text encoders to written files;
   diffusers: opening the image to the written files. This client polls a host for the result
   only every 0.5 s: on a 2-core machine a 25 ms poll took enough CPU from the host's torch
-  threads to slow its steps by about 5-10 % (benchmarks/RESULTS.md);
+  threads to slow its steps (docs/benchmark_history.md, "Fix 1");
 * loop seconds: inside the process. Hosts: `benchmarks/host_probe` (loaded beside the pack)
   times ComfyUI's sampler loop, `KSAMPLER.sample`;
   diffusers: first UNet call to the end of the last step. Seconds per step = loop / steps;
