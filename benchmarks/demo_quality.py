@@ -10,7 +10,7 @@ IP2P Decode in a real ComfyUI host, 16 pairs a batch), **native** (ComfyUI's Loa
 InstructPixToPixConditioning, DualCFGGuider and SamplerCustomAdvanced on the expanded file, one
 pair a prompt) and **diffusers** (StableDiffusionInstructPix2PixPipeline on the same file). Per
 path and edit kind: pixel MSE against the target beside returning the input unchanged, the
-success rate (`ip2p_core.training.evaluate_edits`: the named region reads as the asked colour), and the
+success rate (`training.evaluate_edits`: the named region reads as the asked colour), and the
 error where nothing should change. Then the pack alone: Euler ancestral (the paper's sampler),
 and a grid of text_cfg x image_cfg on the first --grid-pairs pairs, with a picture of it.
 """
@@ -28,10 +28,11 @@ from PIL import Image
 
 from harness.diffusers_reference import comfy_noise, like_comfy, start_latents
 from ip2p_core import demo_model
-from ip2p_core.training.evaluate_edits import EditScore, score, summarise
-from ip2p_core.training.synthetic_shapes import EDIT_KINDS, EditPair, make_pairs
-from ip2p_core.training.trainable_model import comfy_tokenizer_dir, load_model
 from tools.comfy_host import ComfyHost
+from tools.demo_checkpoint import CACHE, checkpoint_file
+from training.evaluate_edits import EditScore, score, summarise
+from training.synthetic_shapes import EDIT_KINDS, EditPair, make_pairs
+from training.trainable_model import comfy_tokenizer_dir, load_model
 
 from . import report_cli
 
@@ -128,7 +129,7 @@ def native_edits(host, checkpoint: str, names: list[str], pairs: list[EditPair])
 
 def diffusers_pipeline(checkpoint: Path):
     """The diffusers pipeline on the expanded demo checkpoint, sampling as ComfyUI does."""
-    from ip2p_core.training.trainable_model import ip2p_pipeline
+    from training.trainable_model import ip2p_pipeline
 
     return like_comfy(ip2p_pipeline(load_model(checkpoint, comfy_tokenizer_dir())))
 
@@ -190,7 +191,7 @@ def held_out_inputs(host, pairs: list[EditPair], checkpoint: Path) -> tuple[list
 
 def run(args) -> dict:
     pairs = make_pairs(args.pairs, HELD_OUT_SEED, demo_model.IMAGE_SIZE, held_out=True)
-    checkpoint = demo_model.checkpoint_file(demo_model.CACHE)
+    checkpoint = checkpoint_file(CACHE)
     report: dict = {"pairs": len(pairs), "paths": {}, "seconds": {}}
     with tempfile.TemporaryDirectory(prefix="demo-quality-") as work, ComfyHost(work) as host:
         names, file_name = held_out_inputs(host, pairs, checkpoint)

@@ -33,9 +33,10 @@ from PIL import Image
 
 from ip2p_core import demo_model
 from ip2p_core.inference.fewer_passes import PRESETS, PassSaving
-from ip2p_core.training.evaluate_edits import score, summarise
-from ip2p_core.training.synthetic_shapes import EDIT_KINDS, make_pairs
 from tools.comfy_host import ComfyHost
+from tools.demo_checkpoint import CACHE, checkpoint_file
+from training.evaluate_edits import score, summarise
+from training.synthetic_shapes import EDIT_KINDS, make_pairs
 
 from . import report_cli
 from .demo_quality import (
@@ -134,7 +135,7 @@ def passes_per_edit(loops: list[dict], edits_per_loop: list[int]) -> float:
 def run(args) -> dict:
     pairs = make_pairs(args.pairs, HELD_OUT_SEED, demo_model.IMAGE_SIZE, held_out=True)
     timed = pairs[:args.timing_pairs]
-    checkpoint = demo_model.checkpoint_file(demo_model.CACHE)
+    checkpoint = checkpoint_file(CACHE)
     report: dict = {"pairs": len(pairs), "timing_pairs": len(timed), "settings": {}}
     with tempfile.TemporaryDirectory(prefix="fewer-passes-") as work:
         probe = Probe(Path(work) / "timings.jsonl")

@@ -22,9 +22,10 @@ import tempfile
 import numpy as np
 
 from ip2p_core import demo_model
-from ip2p_core.training.evaluate_edits import score, summarise
-from ip2p_core.training.synthetic_shapes import EDIT_KINDS, make_pairs
 from tools.comfy_host import ComfyHost
+from tools.demo_checkpoint import CACHE, checkpoint_file
+from training.evaluate_edits import score, summarise
+from training.synthetic_shapes import EDIT_KINDS, make_pairs
 
 from . import report_cli
 from .demo_quality import HELD_OUT_SEED, IMAGE_CFG, STEPS, held_out_inputs, pack_edits
@@ -61,7 +62,7 @@ def run(args) -> dict:
     trip = pairs[:args.round_trip_pairs]
     report: dict = {"pairs": len(pairs), "round_trip_pairs": len(trip), "round_trip": [], "edits": {}}
     with tempfile.TemporaryDirectory(prefix="inversion-") as work, ComfyHost(work) as host:
-        names, _ = held_out_inputs(host, pairs, demo_model.checkpoint_file(demo_model.CACHE))
+        names, _ = held_out_inputs(host, pairs, checkpoint_file(CACHE))
         report["host"] = host.kind
         for steps in ROUND_TRIP_STEPS:
             row = {"steps": steps}

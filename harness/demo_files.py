@@ -8,7 +8,7 @@ From the expanded demo checkpoint: a diffusers folder (its VAE an AutoencoderTin
 file, its CLIP-L and TAESD VAE as separate files, an "SD" version of it (conv_in cut to the four
 noisy-latent channels: what an SD fine-tune and its base look like to the merge node) with its
 UNet alone. Written once per demo model version, next to its expanded checkpoint; the text
-encoder's zero layers are holes in the files (`ip2p_core.formats.sparse_files`), not disk.
+encoder's zero layers are holes in the files (`training.sparse_files`), not disk.
 """
 import hashlib
 import json
@@ -18,15 +18,15 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from ip2p_core import demo_model
 from ip2p_core.formats.diffusers_to_ldm import (
     TEXT_ENCODER_PREFIX,
     UNET_PREFIX,
     VAE_PREFIX,
 )
-from ip2p_core.formats.sparse_files import dig_holes_in
-from ip2p_core.training.demo_recipe import UNET_CONFIG
-from ip2p_core.training.trainable_model import (
+from tools.demo_checkpoint import CACHE, checkpoint_file
+from training.demo_recipe import UNET_CONFIG
+from training.sparse_files import dig_holes_in
+from training.trainable_model import (
     comfy_tokenizer_dir,
     ip2p_pipeline,
     load_model,
@@ -69,8 +69,8 @@ def write_demo_files(checkpoint: Path) -> DemoFiles:
 
 
 def cached_demo_files() -> DemoFiles:
-    """The shipped demo model's files in the repository's cache (`demo_model.CACHE`)."""
-    return write_demo_files(demo_model.checkpoint_file(demo_model.CACHE))
+    """The shipped demo model's files in the repository's cache (`tools.demo_checkpoint.CACHE`)."""
+    return write_demo_files(checkpoint_file(CACHE))
 
 
 def _write(root: Path, checkpoint: Path) -> None:

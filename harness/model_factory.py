@@ -57,8 +57,8 @@ import torch
 from ip2p_core.formats import diffusers_folder, diffusers_to_ldm
 from ip2p_core.formats.diffusers_folder import SD15_NOISE_SCHEDULE
 from ip2p_core.formats.diffusers_to_ldm import ldm_checkpoint
-from ip2p_core.formats.sparse_files import dig_holes, dig_holes_in
-from ip2p_core.training.trainable_model import comfy_tokenizer_dir
+from training.sparse_files import dig_holes, dig_holes_in
+from training.trainable_model import comfy_tokenizer_dir
 
 log = logging.getLogger(__name__)
 

@@ -1,12 +1,13 @@
-"""Host-free InstructPix2Pix logic, in three parts by concern:
+"""Host-free InstructPix2Pix logic that the nodes run, in two parts by concern:
 
 - `inference`: the maths of an edit (dual guidance, scale schedules, framing, masks, colour);
-- `formats`: model files (checkpoint inspection, diffusers folders, LDM/diffusers key maps,
-  conv_in widening, merges, EMA weights, compact weights, latent conventions);
-- `training`: the training recipe and its data (`python -m ip2p_core.training.train`); nothing
-  ComfyUI loads imports it.
+- `formats`: model files (checkpoint inspection, diffusers folders, diffusers-to-LDM key maps,
+  conv_in widening, merges, EMA weights, the compact weights the demo model ships in, latent
+  conventions).
 
-`errors` (the message type users see) and `demo_model` (the shipped default model) sit on top.
-Nothing here imports ComfyUI, so every function can be unit-tested with torch alone and reused
-by tools that run outside a host.
+`errors` (the message type users see), `demo_model` (the shipped default model) and
+`output_names` sit on top. Nothing here imports ComfyUI, so every function can be unit-tested
+with torch alone; nothing here is only for training, tools or tests (those live in the
+top-level `training/`, `tools/` and `harness/`), so a user's ComfyUI loads only what the nodes
+run (tests/test_pack_imports.py checks both).
 """

@@ -5,18 +5,13 @@ import torch
 from ip2p_core.errors import IP2PUserError
 from ip2p_core.formats.compact_weights import (
     _mix32_,
-    compact,
     dequantize_rows,
     digest,
     expand,
-    hashed,
     hashed_uniform,
     manifest_from_metadata,
-    manifest_metadata,
-    ones,
-    quantize_rows,
-    zeros,
 )
+from training.compact_packing import compact, hashed, manifest_metadata, ones, quantize_rows, zeros
 
 MASK = 0xFFFFFFFF
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from ip2p_core.errors import IP2PUserError
-from ip2p_core.training.conditioning_dropout import apply_dropout, dropout_masks
+from training.conditioning_dropout import apply_dropout, dropout_masks
 
 
 def test_masks_follow_the_three_bands():

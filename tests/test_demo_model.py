@@ -1,4 +1,5 @@
-"""ip2p_core.demo_model: the shipped weights are checked before they become a model.
+"""ip2p_core.demo_model: the shipped weights are checked before they become a model; tools.demo_checkpoint
+writes them out and deletes nothing it did not make.
 
 A missing, truncated or altered file stops with a message; the expanded weights are checked
 against the record too. Run on a small stand-in written the way the recipe writes the real one.
@@ -12,6 +13,8 @@ from safetensors.torch import load_file
 
 from ip2p_core import demo_model
 from ip2p_core.errors import IP2PUserError
+from tools.demo_checkpoint import checkpoint_file, main
+from training.demo_packing import write_shipped
 
 UNET = "model.diffusion_model."
 TEXT = "cond_stage_model.transformer.text_model."
@@ -27,7 +30,7 @@ def shipped(tmp_path):
              f"{TEXT}final_layer_norm.weight": torch.ones(768, dtype=torch.float16),
              f"{TEXT}encoder.layers.0.mlp.fc2.weight": torch.zeros(768, 3072, dtype=torch.float16)}
     folder = tmp_path / "models"
-    demo_model.write_shipped(state, folder)
+    write_shipped(state, folder)
     return folder, state
 
 
@@ -44,10 +47,30 @@ def test_expands_to_the_packed_state(shipped):
 
 def test_written_checkpoint_is_an_ordinary_file_keyed_by_version(shipped, tmp_path):
     folder, _ = shipped
-    path = demo_model.checkpoint_file(tmp_path / "cache", folder)
+    path = checkpoint_file(tmp_path / "cache", folder)
     assert path.name == demo_model.CHECKPOINT_NAME
     assert set(load_file(str(path))) == set(demo_model.load_state_dict(folder))
-    assert demo_model.checkpoint_file(tmp_path / "cache", folder) == path
+    assert checkpoint_file(tmp_path / "cache", folder) == path
+
+
+def test_a_new_version_removes_only_the_folders_the_tool_made(shipped, tmp_path):
+    """Pointed at a folder of the user's own models, the tool adds its version folder and deletes
+    nothing of theirs, not even a copy of the demo file; its own older version folder goes."""
+    folder, state = shipped
+    models = tmp_path / "ComfyUI" / "models"
+    old = checkpoint_file(models, folder).parent
+    (old / "derived.safetensors").write_bytes(b"written into the tool's folder by the tests' harness")
+    users = {models / "checkpoints" / demo_model.CHECKPOINT_NAME: b"the user's copy of the demo model",
+             models / "checkpoints" / "their_model.safetensors": b"the user's model",
+             models / "0123456789abcdef" / demo_model.CHECKPOINT_NAME: b"a folder named like a version"}
+    for path, data in users.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    write_shipped({**state, "first_stage_model.vae_scale": torch.tensor(0.5)}, folder)  # the next version
+    main([str(models)])
+    new = checkpoint_file(models, folder)
+    assert new.parent != old and new.is_file() and not old.exists()
+    assert {path: path.read_bytes() for path in users} == users
 
 
 def test_missing_weights_file_is_named(shipped):

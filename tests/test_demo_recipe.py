@@ -4,7 +4,7 @@ from dataclasses import asdict, replace
 
 import pytest
 
-from ip2p_core.training.demo_recipe import QUICK, Recipe, _same_recipe
+from training.demo_recipe import QUICK, Recipe, _same_recipe
 
 
 def test_more_steps_and_another_checkpoint_count_resume_the_same_folder(tmp_path):

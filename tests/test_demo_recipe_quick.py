@@ -1,4 +1,4 @@
-"""Keeps the demo model's recipe (python -m ip2p_core.training.demo_recipe) working: every stage on a handful of pairs.
+"""Keeps the demo model's recipe (python -m training.demo_recipe) working: every stage on a handful of pairs.
 
 Learning is not asserted here (two steps cannot show it); the shipped model's numbers are in
 benchmarks/RESULTS.md. This checks that the stages connect, resume, and end in a packed model
@@ -15,7 +15,7 @@ from ip2p_core import demo_model
 
 pytestmark = pytest.mark.slow
 
-COMMAND = [sys.executable, "-m", "ip2p_core.training.demo_recipe", "--quick"]
+COMMAND = [sys.executable, "-m", "training.demo_recipe", "--quick"]
 
 
 def test_quick_run_packs_a_model_and_resumes(big_temporary_turn, tmp_path):  # up to 2 GB of work files
@@ -39,6 +39,6 @@ def test_quick_run_packs_a_model_and_resumes(big_temporary_turn, tmp_path):  # u
                             capture_output=True, text=True, timeout=1200, cwd=REPO)
     assert longer.returncode == 0, longer.stderr[-3000:]
     assert "resuming from" in longer.stderr and (work / "run" / "checkpoints" / "step-00000003").is_dir()
-    full = subprocess.run([sys.executable, "-m", "ip2p_core.training.demo_recipe", "--work", str(work), "--models", str(models)],
+    full = subprocess.run([sys.executable, "-m", "training.demo_recipe", "--work", str(work), "--models", str(models)],
                           capture_output=True, text=True, timeout=1200, cwd=REPO)
     assert full.returncode != 0 and "holds a run of another recipe" in full.stderr

@@ -1,8 +1,8 @@
-"""ip2p_core.training.evaluate_edits: the drawn target passes, the unchanged input fails, every kind of edit."""
+"""training.evaluate_edits: the drawn target passes, the unchanged input fails, every kind of edit."""
 from PIL import Image
 
-from ip2p_core.training.evaluate_edits import score, summarise
-from ip2p_core.training.synthetic_shapes import EDIT_KINDS, make_pairs, night
+from training.evaluate_edits import score, summarise
+from training.synthetic_shapes import EDIT_KINDS, make_pairs, night
 
 PAIRS = make_pairs(120, seed=8, held_out=True)
 

@@ -1,7 +1,7 @@
 """What the demo model does to a picture, through the pack's nodes in a real host.
 
 The demo model (ip2p_core.demo_model) really edits its domain, so these check *what* an edit
-changed (ip2p_core.training.evaluate_edits against the drawn target), not just that it ran: the named
+changed (training.evaluate_edits against the drawn target), not just that it ran: the named
 shape takes the asked colour and the rest stays, with IP2P Fewer Passes' presets too; a mask
 keeps the outside; denoise 0.5 changes less than 1; a batch of instructions gives each its own
 edit, in order; batch item i is the single edit with seed + i. And the pack's edit is the one
@@ -24,8 +24,8 @@ from harness.host_graphs import (
     saved_latent,
 )
 from ip2p_core import demo_model
-from ip2p_core.training.evaluate_edits import score
-from ip2p_core.training.synthetic_shapes import Edit, Scene, Shape, edit_pair, example_scene
+from training.evaluate_edits import score
+from training.synthetic_shapes import Edit, Scene, Shape, edit_pair, example_scene
 
 pytestmark = pytest.mark.host
 DEMO = demo_model.CHECKPOINT_NAME

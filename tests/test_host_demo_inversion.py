@@ -8,8 +8,8 @@ from conftest import DEMO_IMAGE
 from PIL import Image
 from test_host_demo_edits import RECOLOUR, demo_edit, edited
 
-from ip2p_core.training.evaluate_edits import score
-from ip2p_core.training.synthetic_shapes import edit_pair, example_scene
+from training.evaluate_edits import score
+from training.synthetic_shapes import edit_pair, example_scene
 
 pytestmark = pytest.mark.host
 STEPS = 20

@@ -16,8 +16,8 @@ from test_host_parity import DIFFUSERS_RTOL
 
 from harness.host_graphs import failure, pack_edit, saved_latent
 from ip2p_core.formats.ema_weights import ema_name
-from ip2p_core.formats.sparse_files import dig_holes, dig_holes_in
-from ip2p_core.training.trainable_model import comfy_tokenizer_dir, ip2p_pipeline, load_model
+from training.sparse_files import dig_holes, dig_holes_in
+from training.trainable_model import comfy_tokenizer_dir, ip2p_pipeline, load_model
 
 pytestmark = pytest.mark.host
 EMA_CKPT = "authors_layout_ema.ckpt"

@@ -1,4 +1,4 @@
-"""A model made by `python -m ip2p_core.training.train` loads in ComfyUI's loader and the pack's, and edits.
+"""A model made by `python -m training.train` loads in ComfyUI's loader and the pack's, and edits.
 
 Trained for one step from the demo model's SD twin (single file, 4 channels), so ComfyUI's
 own detection sees a real SD1.5 InstructPix2Pix layout; the single file and the diffusers
@@ -12,9 +12,9 @@ from conftest import SMALL_IMAGE
 from train_fixtures import shape_pairs  # noqa: F401 (fixture)
 
 from harness.host_graphs import pack_edit, saved_latent
-from ip2p_core.training.train import TrainOptions, train
-from ip2p_core.training.train_checkpoints import CHECKPOINTS
-from ip2p_core.training.trainable_model import comfy_tokenizer_dir
+from training.train import TrainOptions, train
+from training.train_checkpoints import CHECKPOINTS
+from training.trainable_model import comfy_tokenizer_dir
 
 pytestmark = pytest.mark.host
 

@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from ip2p_core.errors import IP2PUserError
-from ip2p_core.formats.latents import Family, concat_image_latent, image_latent_for
+from ip2p_core.formats.latents import Family
+from training.unet_input import concat_image_latent, image_latent_for
 
 
 def test_sd15_and_sdxl_take_the_unscaled_latent_cosxl_the_scaled_one():

@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from ip2p_core.errors import IP2PUserError
-from ip2p_core.training.paired_data import Columns, PairTransform, load_pair, read_pairs
+from training.paired_data import Columns, PairTransform, load_pair, read_pairs
 
 
 def _image(path, size=(8, 6), color=(255, 0, 0)):

@@ -2,13 +2,15 @@
 
 No allocator settings, environment variables, torch-wide switches, host flags or host module
 globals: such changes reach every thread and every other pack's models for the life of the
-process. Patches go on model clones instead (tests/test_host_compose.py). This reads the code
-ComfyUI can import (nodes/ and ip2p_core/) for the calls that would do it.
+process. Patches go on model clones instead (tests/test_host_compose.py). This reads every file
+ComfyUI can import (the pack's __init__.py, nodes/ and ip2p_core/ with their sub-packages) for the
+calls that would do it.
 """
 import re
 from pathlib import Path
 
 import pytest
+from test_pack_imports import pack_modules
 
 REPO = Path(__file__).resolve().parent.parent
 FORBIDDEN = {
@@ -20,10 +22,15 @@ FORBIDDEN = {
     r"\bargs\.\w+\s*=(?!=)": "the host's command-line flags",
     r"\bcomfy\.[\w.]+\s*=(?!=)": "the host's module globals",
 }
-SOURCES = sorted((REPO / "nodes").glob("*.py")) + sorted((REPO / "ip2p_core").glob("*.py"))
+SOURCES = sorted(pack_modules(REPO))
 
 
-@pytest.mark.parametrize("source", SOURCES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_the_sources_are_every_file_comfyui_imports():
+    assert {"__init__.py", "nodes/host.py", "ip2p_core/inference/guidance.py", "ip2p_core/formats/checkpoint_info.py"} \
+        <= {str(p.relative_to(REPO)) for p in SOURCES}
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: str(p.relative_to(REPO)))
 def test_pack_code_changes_nothing_process_wide(source):
     found = [f"line {number}: {line.strip()} ({what})"
              for number, line in enumerate(source.read_text().splitlines(), start=1)

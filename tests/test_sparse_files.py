@@ -3,7 +3,7 @@ import ctypes
 
 import pytest
 
-from ip2p_core.formats.sparse_files import HOLE_CHUNK, dig_holes, dig_holes_in
+from training.sparse_files import HOLE_CHUNK, dig_holes, dig_holes_in
 
 DATA = b"\x01" * 5000 + bytes(3 * HOLE_CHUNK) + b"\x02" * 5000
 

@@ -1,8 +1,8 @@
-"""ip2p_core.training.synthetic_shapes: drawn edit pairs with exact targets, several phrasings per edit."""
+"""training.synthetic_shapes: drawn edit pairs with exact targets, several phrasings per edit."""
 import numpy as np
 
-from ip2p_core.training.paired_data import load_pair, read_pairs
-from ip2p_core.training.synthetic_shapes import (
+from training.paired_data import load_pair, read_pairs
+from training.synthetic_shapes import (
     COLORS,
     EDIT_KINDS,
     PHRASINGS,
@@ -88,7 +88,7 @@ def test_written_folder_reads_back(tmp_path):
 def test_the_example_picture_is_the_example_scene():
     from PIL import Image
 
-    from ip2p_core.training.synthetic_shapes import example_scene
+    from training.synthetic_shapes import example_scene
     from tools.comfy_host import REPO_ROOT
 
     drawn = np.asarray(example_scene().draw(64))

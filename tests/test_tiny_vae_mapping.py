@@ -7,8 +7,8 @@ same latents both ways round and keep the decoder's layer numbering (ComfyUI's s
 import torch
 
 from ip2p_core.formats.diffusers_to_ldm import tiny_vae_to_ldm
-from ip2p_core.formats.ldm_to_diffusers import has_tiny_vae, load_tiny_vae_from_ldm, tiny_vae_config_from_ldm
-from ip2p_core.training.trainable_model import latent_from_moments, vae_decode, vae_latent_scale, vae_moments
+from training.ldm_to_diffusers import has_tiny_vae, load_tiny_vae_from_ldm, tiny_vae_config_from_ldm
+from training.trainable_model import latent_from_moments, vae_decode, vae_latent_scale, vae_moments
 
 SCALE = 0.18215
 

@@ -8,11 +8,11 @@ from safetensors.torch import load_file, save_file
 from train_fixtures import shape_pairs, small_sd  # noqa: F401 (fixtures)
 
 from ip2p_core.errors import IP2PUserError
-from ip2p_core.training.paired_data import image_to_tensor, load_pair, read_pairs
-from ip2p_core.training.train import ENCODINGS_FILE, TrainOptions, learning_rate, parse_args, train
-from ip2p_core.training.train_checkpoints import STATE_FILE, UNET_FILE
-from ip2p_core.training.train_step import FrozenEncoders, encode_text
-from ip2p_core.training.trainable_model import load_model, vae_moments
+from training.paired_data import image_to_tensor, load_pair, read_pairs
+from training.train import ENCODINGS_FILE, TrainOptions, learning_rate, parse_args, train
+from training.train_checkpoints import STATE_FILE, UNET_FILE
+from training.train_step import FrozenEncoders, encode_text
+from training.trainable_model import load_model, vae_moments
 
 
 def options(small_sd, data, output, **overrides):
@@ -99,8 +99,8 @@ def test_saved_encodings_are_taken_by_a_resumed_run_of_the_same_encoders_only(sm
     resumed = FrozenEncoders(load_model(small_sd), cache=True)
     assert resumed.load(tmp_path / "encodings.pt")
     refuse = lambda *args: pytest.fail("a saved encoding was computed again")  # noqa: E731
-    monkeypatch.setattr("ip2p_core.training.train_step.vae_moments", refuse)
-    monkeypatch.setattr("ip2p_core.training.train_step.encode_text", refuse)
+    monkeypatch.setattr("training.train_step.vae_moments", refuse)
+    monkeypatch.setattr("training.train_step.encode_text", refuse)
     assert torch.equal(resumed.moments(pixels), moments) and torch.equal(resumed.text(prompts), text)
 
 def test_bad_data_stops_the_run_and_keeps_the_last_checkpoint(small_sd, shape_pairs, tmp_path):

@@ -1,14 +1,14 @@
-"""Small models and data for the training tests: a miniature SD (ip2p_core.training.small_sd) and shape pairs.
+"""Small models and data for the training tests: a miniature SD (harness.small_sd) and shape pairs.
 
 Imported as fixtures by the training tests; everything is made in seconds in a temporary folder.
 """
 import pytest
 import torch
 
-from ip2p_core.training.paired_data import image_to_tensor
-from ip2p_core.training.small_sd import make_small_sd
-from ip2p_core.training.synthetic_shapes import make_pairs, write_pair_folder
-from ip2p_core.training.trainable_model import comfy_tokenizer_dir
+from training.paired_data import image_to_tensor
+from harness.small_sd import make_small_sd
+from training.synthetic_shapes import make_pairs, write_pair_folder
+from training.trainable_model import comfy_tokenizer_dir
 
 
 @pytest.fixture(scope="session")

@@ -17,4 +17,4 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
 fi
 # The shipped demo model as an ordinary checkpoint (checked against its record; once per version),
 # for ComfyUI's own loader and diffusers in the tests and benchmarks.
-.venv/bin/python -m ip2p_core.demo_model >/dev/null
+.venv/bin/python -m tools.demo_checkpoint >/dev/null

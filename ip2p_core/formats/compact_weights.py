@@ -6,7 +6,8 @@ drawn by an integer hash any machine recomputes bit for bit, and its UNet's larg
 int8 with one scale per output row (the model *is* those values: it is measured after
 quantisation). `expand` turns the stored form back into the full state dict; `digest` is what
 the expanded weights are checked against, so a damaged or altered file is refused instead of
-becoming a silently different model.
+becoming a silently different model. Writing that form is the training package's
+(`training/compact_packing.py`): the pack itself only reads it.
 """
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ import hashlib
 import json
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -28,54 +28,6 @@ _GOLDEN = 0x9E3779B1
 _HASH_CHUNK = 1 << 20
 
 Manifest = dict[str, dict[str, Any]]
-
-
-@dataclass(frozen=True)
-class Compact:
-    """What goes into the file: the stored tensors and, per expanded key, how to make it."""
-
-    tensors: dict[str, Tensor]
-    manifest: Manifest
-
-
-def zeros(shape: Iterable[int], dtype: torch.dtype) -> dict[str, Any]:
-    return {"form": "fill", "shape": list(shape), "dtype": _dtype_name(dtype), "value": 0.0}
-
-
-def ones(shape: Iterable[int], dtype: torch.dtype) -> dict[str, Any]:
-    return {"form": "fill", "shape": list(shape), "dtype": _dtype_name(dtype), "value": 1.0}
-
-
-def hashed(shape: Iterable[int], dtype: torch.dtype, salt: int, std: float) -> dict[str, Any]:
-    """Uniform values of standard deviation `std` from an integer hash of (salt, index)."""
-    return {"form": "hashed", "shape": list(shape), "dtype": _dtype_name(dtype), "salt": salt, "std": std}
-
-
-def compact(state: Mapping[str, Tensor], generated: Mapping[str, dict[str, Any]], quantized: set[str]) -> Compact:
-    """The stored form of `state`: keys in `generated` are described, not stored; those in
-    `quantized` become int8 rows (their expanded values are then what the model is); the rest
-    are kept as they are."""
-    tensors: dict[str, Tensor] = {}
-    manifest: Manifest = {}
-    for key, value in state.items():
-        if key in generated:
-            manifest[key] = dict(generated[key])
-        elif key in quantized:
-            q, scale = quantize_rows(value)
-            tensors[f"{key}.q"], tensors[f"{key}.scale"] = q, scale
-            manifest[key] = {"form": "int8", "dtype": "float32"}
-        else:
-            tensors[key] = value.contiguous()
-            manifest[key] = {"form": "stored"}
-    return Compact(tensors, manifest)
-
-
-def quantize_rows(weight: Tensor) -> tuple[Tensor, Tensor]:
-    """Symmetric int8 per output row (dim 0) and the fp32 scale of each row."""
-    rows = weight.detach().float().reshape(weight.shape[0], -1)
-    scale = rows.abs().amax(dim=1).clamp_min(1e-12) / 127.0
-    q = torch.round(rows / scale[:, None]).clamp(-127, 127).to(torch.int8)
-    return q.reshape(weight.shape), scale
 
 
 def dequantize_rows(q: Tensor, scale: Tensor) -> Tensor:
@@ -141,22 +93,14 @@ def digest(state: Mapping[str, Tensor]) -> str:
     return h.hexdigest()
 
 
-def manifest_metadata(manifest: Manifest) -> dict[str, str]:
-    return {MANIFEST_KEY: json.dumps(manifest, sort_keys=True)}
-
-
 def manifest_from_metadata(metadata: Mapping[str, str] | None, name: str) -> Manifest:
     if not metadata or MANIFEST_KEY not in metadata:
         raise IP2PUserError(f"{name} is not a compact weight file of this pack (no {MANIFEST_KEY} in its header)")
     return json.loads(metadata[MANIFEST_KEY])
 
 
-_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
 def _dtype(name: str) -> torch.dtype:
-    return _DTYPES[name]
-
-
-def _dtype_name(dtype: torch.dtype) -> str:
-    return next(name for name, value in _DTYPES.items() if value == dtype)
+    return DTYPES[name]

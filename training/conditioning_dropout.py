@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..errors import IP2PUserError
+from ip2p_core.errors import IP2PUserError
 
 
 @dataclass(frozen=True)

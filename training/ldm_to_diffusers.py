@@ -16,8 +16,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..errors import IP2PUserError
-from .diffusers_to_ldm import (
+from ip2p_core.errors import IP2PUserError
+from ip2p_core.formats.diffusers_to_ldm import (
     TAESD_DECODER,
     TAESD_ENCODER,
     TAESD_SCALE,
@@ -27,7 +27,7 @@ from .diffusers_to_ldm import (
     unet_key_to_ldm,
     vae_key_to_ldm,
 )
-from .latents import Family
+from ip2p_core.formats.latents import Family
 
 SD1_CONTEXT_DIM = 768
 SD1_HEADS = 8

@@ -1,7 +1,7 @@
 """Makes the demo model the pack ships (`ip2p_core.demo_model`), start to finish, in one resumable command.
 
-    python -m ip2p_core.training.demo_recipe --work .cache/demo_recipe            # the shipped model
-    python -m ip2p_core.training.demo_recipe --work .cache/demo_recipe --device cuda
+    python -m training.demo_recipe --work .cache/demo_recipe            # the shipped model
+    python -m training.demo_recipe --work .cache/demo_recipe --device cuda
 
 Stages, each skipped when its result is already in --work (so the command resumes where it
 stopped; the UNet's training itself resumes from its last checkpoint):
@@ -10,9 +10,9 @@ stopped; the UNet's training itself resumes from its last checkpoint):
 2. vae: a TAESD-format autoencoder fitted to those images, first to decode block colours, then
    end to end (`fit_tiny_autoencoder`); rounded to fp16, as shipped;
 3. base: an SD1.5-layout IP2P diffusers folder: a random one-level 320-channel UNet, that VAE,
-   the demo text encoder (`demo_model.text_encoder_generated`), ComfyUI's CLIP tokenizer;
-4. run: `python -m ip2p_core.training.train` on it (conditioning dropout, EMA, checkpoints);
-5. the trained model packed into --models (`demo_model.write_shipped`): int8 UNet rows, fp16 VAE.
+   the demo text encoder (`demo_packing.text_encoder_generated`), ComfyUI's CLIP tokenizer;
+4. run: `python -m training.train` on it (conditioning dropout, EMA, checkpoints);
+5. the trained model packed into --models (`demo_packing.write_shipped`): int8 UNet rows, fp16 VAE.
 
 The text encoder is zero but for a few layers; its fp32 copies in the base and the trained
 outputs (`trainable_model.save_model`) are sparse files where the file system allows
@@ -33,12 +33,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .. import demo_model
-from ..formats.diffusers_folder import SD15_NOISE_SCHEDULE
-from ..formats.diffusers_to_ldm import VAE_PREFIX, ldm_checkpoint
-from ..formats.latents import Family
-from ..formats.sparse_files import dig_holes_in
+from ip2p_core import demo_model
+from ip2p_core.formats.diffusers_folder import SD15_NOISE_SCHEDULE
+from ip2p_core.formats.diffusers_to_ldm import VAE_PREFIX, ldm_checkpoint
+from ip2p_core.formats.latents import Family
+
+from .demo_packing import text_encoder_state, write_shipped
 from .paired_data import image_to_tensor, load_pair, read_pairs
+from .sparse_files import dig_holes_in
 from .synthetic_shapes import make_pairs, write_pair_folder
 from .train import TrainOptions, train
 from .train_checkpoints import STATE_FILE, latest_checkpoint
@@ -112,7 +114,7 @@ def run(work: Path, models: Path, recipe: Recipe = Recipe(), device: str = "auto
             ema_decay=recipe.ema_decay, checkpoint_every=recipe.checkpoint_every,
             keep_checkpoints=recipe.keep_checkpoints,
             resume="latest" if latest_checkpoint(run_dir) else None, device=device, cache_encodings=True))
-    return demo_model.write_shipped(ldm_state_of(trained), models)
+    return write_shipped(ldm_state_of(trained), models)
 
 
 def fit_tiny_autoencoder(images: Tensor, recipe: Recipe, device: torch.device):
@@ -190,10 +192,10 @@ def build_base(out: Path, vae_dir: Path, seed: int) -> Path:
     )
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-    from ..formats.ldm_to_diffusers import text_encoder_config_from_ldm
+    from .ldm_to_diffusers import text_encoder_config_from_ldm
 
     torch.manual_seed(seed)
-    text_state = demo_model.text_encoder_state()
+    text_state = text_encoder_state()
     # fp16, as the demo model ships it: half the disk, and training loads it as fp32 (same values).
     text_encoder = CLIPTextModel(CLIPTextConfig(**text_encoder_config_from_ldm(text_state))).half()
     text_encoder.load_state_dict(text_state)
@@ -244,7 +246,7 @@ def _device(name: str) -> torch.device:
 
 
 def main(argv: Optional[list[str]] = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m ip2p_core.training.demo_recipe", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m training.demo_recipe", description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", type=Path, required=True, help="folder for the stages' results (resumed if present)")
     parser.add_argument("--models", type=Path, default=demo_model.MODELS_DIR,
                         help="where the packed model goes (the pack's models/ folder by default)")

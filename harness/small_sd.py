@@ -5,7 +5,7 @@ from a miniature SD1.x: a VAE with 4x downsampling taught to reconstruct the ima
 task (like SD's VAE, it is then frozen), a two-layer CLIP text tower left at its random
 initialisation (frozen: distinct instructions still give distinct embeddings), and a
 two-level UNet with 4 input channels, which the training run widens to 8. Saved as an SD
-diffusers folder, it goes through `python -m ip2p_core.training.train` like any SD model.
+diffusers folder, it goes through `python -m training.train` like any SD model.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..formats.diffusers_folder import SD15_NOISE_SCHEDULE
+from ip2p_core.formats.diffusers_folder import SD15_NOISE_SCHEDULE
 
 UNET_CONFIG: dict[str, Any] = {
     "sample_size": 8,

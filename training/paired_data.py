@@ -20,7 +20,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
-from ..errors import IP2PUserError
+from ip2p_core.errors import IP2PUserError
 
 COLUMNS = ("original_image", "edit_prompt", "edited_image")
 PAIR_FILES = ("original", "edited")  # <pair>/original.<ext>, <pair>/edited.<ext>, <pair>/instruction.txt

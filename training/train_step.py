@@ -16,10 +16,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..formats.latents import Family, concat_image_latent, image_latent_for
+from ip2p_core.formats.latents import Family
+
 from .conditioning_dropout import apply_dropout, dropout_masks
 from .paired_data import Pair, PairTransform, load_pair
 from .trainable_model import TrainableModel, latent_from_moments, vae_latent_scale, vae_moments
+from .unet_input import concat_image_latent, image_latent_for
 
 
 @dataclass(frozen=True)

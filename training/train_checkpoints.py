@@ -16,8 +16,8 @@ from typing import Optional
 import torch
 from safetensors.torch import load_file, save_file
 
-from ..errors import IP2PUserError
-from ..formats.checkpoint_info import IP2P_IN_CHANNELS
+from ip2p_core.errors import IP2PUserError
+from ip2p_core.formats.checkpoint_info import IP2P_IN_CHANNELS
 
 CHECKPOINTS = "checkpoints"
 PREFIX = "step-"

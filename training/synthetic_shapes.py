@@ -7,7 +7,7 @@ edit kind is said several ways, so the model has to follow the words rather than
 last phrasing of each kind is kept out of training (`held_out`) to test exactly that.
 Every pair carries its scene, so a scorer can tell *what* an edit changed (`regions`).
 
-    python -m ip2p_core.training.synthetic_shapes OUT_DIR --count 2000 --size 64 --seed 0
+    python -m training.synthetic_shapes OUT_DIR --count 2000 --size 64 --seed 0
 """
 from __future__ import annotations
 
@@ -181,7 +181,7 @@ def make_pairs(count: int, seed: int, size: int = 64, held_out: bool = False,
 
 
 def write_pair_folder(out: Path, pairs: list[EditPair]) -> Path:
-    """The pairs in the triplet-folder layout `ip2p_core.training.paired_data` reads."""
+    """The pairs in the triplet-folder layout `training.paired_data` reads."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     for index, pair in enumerate(pairs):
@@ -275,7 +275,7 @@ _EDITS = {"recolor": _recolor, "remove": _remove, "background": _background, "ni
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m ip2p_core.training.synthetic_shapes", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m training.synthetic_shapes", description=__doc__.split("\n\n")[0])
     parser.add_argument("out", type=Path, help="folder to write the pair folders into")
     parser.add_argument("--count", type=int, default=2000)
     parser.add_argument("--size", type=int, default=64, help="image side in pixels")

@@ -1,6 +1,6 @@
 """Fine-tune an SD (or IP2P) model into an InstructPix2Pix model on (original, instruction, edited) pairs.
 
-    python -m ip2p_core.training.train --model SD_FOLDER_OR_FILE --data PAIRS --output OUT \\
+    python -m training.train --model SD_FOLDER_OR_FILE --data PAIRS --output OUT \\
         --resolution 256 --batch-size 4 --steps 10000 --ema
 
 The recipe of the InstructPix2Pix paper: `conv_in` widened from 4 to 8 channels with the
@@ -21,7 +21,8 @@ from typing import Optional
 
 import torch
 
-from ..errors import IP2PUserError
+from ip2p_core.errors import IP2PUserError
+
 from .paired_data import Columns, PairTransform, read_pairs
 from .train_checkpoints import latest_checkpoint, load_checkpoint, resolve_resume, save_checkpoint
 from .train_step import FrozenEncoders, encode_text, ip2p_loss, sample_batch
@@ -190,7 +191,7 @@ def _progress(start: int, options: TrainOptions):
 
 
 def parse_args(argv: Optional[list[str]] = None) -> TrainOptions:
-    parser = argparse.ArgumentParser(prog="python -m ip2p_core.training.train", description=__doc__.split("\n\n")[0],
+    parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     add = parser.add_argument
     add("--model", type=Path, required=True, help="SD or IP2P model: diffusers folder or single-file checkpoint")

@@ -17,13 +17,14 @@ import torch
 from safetensors.torch import save_file
 from torch import Tensor
 
-from ..errors import IP2PUserError
-from ..formats.checkpoint_info import IP2P_IN_CHANNELS, read_state_dict
-from ..formats.conv_in import widen_conv_in
-from ..formats.diffusers_folder import SD15_NOISE_SCHEDULE, find_parts
-from ..formats.diffusers_to_ldm import ldm_checkpoint
-from ..formats.latents import Family
-from ..formats.ldm_to_diffusers import (
+from ip2p_core.errors import IP2PUserError
+from ip2p_core.formats.checkpoint_info import IP2P_IN_CHANNELS, read_state_dict
+from ip2p_core.formats.conv_in import widen_conv_in
+from ip2p_core.formats.diffusers_folder import SD15_NOISE_SCHEDULE, find_parts
+from ip2p_core.formats.diffusers_to_ldm import ldm_checkpoint
+from ip2p_core.formats.latents import Family
+
+from .ldm_to_diffusers import (
     has_tiny_vae,
     load_tiny_vae_from_ldm,
     load_unet_from_ldm,
@@ -34,7 +35,7 @@ from ..formats.ldm_to_diffusers import (
     unet_config_from_ldm,
     vae_config_from_ldm,
 )
-from ..formats.sparse_files import dig_holes, dig_holes_in
+from .sparse_files import dig_holes, dig_holes_in
 
 SD_IN_CHANNELS = 4
 
