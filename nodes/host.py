@@ -7,12 +7,11 @@ kernel the host picked, which both hosts decide at import time from their flags.
 """
 import contextlib
 import inspect
-import tempfile
-from pathlib import Path
 from types import SimpleNamespace
 
 import comfy.ldm.modules.attention
 import comfy.lora
+import comfy.model_detection
 import comfy.model_management
 import comfy.samplers
 import comfy.sd
@@ -20,9 +19,9 @@ import comfy.utils
 import folder_paths
 import torch
 from comfy.cli_args import args
-from safetensors.torch import save_file
 
 from ..ip2p_core.errors import IP2PUserError
+from ..ip2p_core.formats.diffusers_to_ldm import UNET_PREFIX
 
 
 def progress_bar_disabled() -> bool:
@@ -101,20 +100,27 @@ def load_checkpoint(path: str, weight_dtype: str, embedding_directory):
                                                  embedding_directory=embedding_directory, **extra)[:3]
 
 
-def load_checkpoint_state_dict(state: dict, weight_dtype: str, embedding_directory, name: str):
-    """MODEL, CLIP, VAE of a single-file checkpoint held in memory (the demo model, expanded)."""
+def load_checkpoint_state_dict(state: dict, weight_dtype: str, embedding_directory):
+    """MODEL, CLIP, VAE of a single-file checkpoint held in memory (the demo model, expanded); `state` is used up.
+
+    Upstream loads it as it loads a file. The 2024 host's checkpoint loader reads files only, but
+    the parts it is made of take state dicts: they are called here as that loader calls them,
+    with its UNet-only loader for the model, so nothing is written to disk.
+    """
     options = _model_options(weight_dtype)
     if hasattr(comfy.sd, "load_state_dict_guess_config"):
         extra = {"model_options": options} if options else {}
         return comfy.sd.load_state_dict_guess_config(state, output_vae=True, output_clip=True,
                                                      embedding_directory=embedding_directory, **extra)[:3]
-    # The 2024 host loads checkpoints from files only: from a temporary one in its temp folder.
-    temp = Path(folder_paths.get_temp_directory())
-    temp.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=temp) as folder:
-        path = Path(folder) / name
-        save_file({k: v.contiguous() for k, v in state.items()}, str(path))
-        return load_checkpoint(str(path), weight_dtype, embedding_directory)
+    config = comfy.model_detection.model_config_from_unet(state, UNET_PREFIX)
+    vae_weights = comfy.utils.state_dict_prefix_replace(state, {k: "" for k in config.vae_key_prefix},
+                                                        filter_keys=True)
+    vae = comfy.sd.VAE(sd=config.process_vae_state_dict(vae_weights))
+    clip = comfy.sd.CLIP(config.clip_target(state_dict=state), embedding_directory=embedding_directory)
+    clip.load_sd(config.process_clip_state_dict(state), full_model=True)
+    # What is left: the UNet, and any keys beside it that say how the model samples.
+    model = comfy.sd.load_unet_state_dict(comfy.utils.state_dict_prefix_replace(state, {UNET_PREFIX: ""}))
+    return model, clip, vae
 
 
 def load_unet(state_dict: dict, weight_dtype: str, name: str):

@@ -111,7 +111,7 @@ class IP2PCheckpointLoader(_WholeModelLoader):
     def load(self, ckpt_name, weight_dtype="default", unet_weights="auto"):
         if _is_shipped_demo(ckpt_name):
             model, clip, vae = host.load_checkpoint_state_dict(demo_model.load_state_dict(), weight_dtype,
-                                                               folder_paths.get_folder_paths("embeddings"), ckpt_name)
+                                                               folder_paths.get_folder_paths("embeddings"))
             log.info("IP2P: loaded the pack's demo model %s", ckpt_name)
             return _require_ip2p(model, ckpt_name), clip, vae
         path = _path("checkpoints", ckpt_name)

@@ -4,6 +4,9 @@ The same generated weights as an LDM single file, a diffusers folder and UNet-on
 (LDM and diffusers layout) must give the same edit; a model widened from SD must compute
 what the SD model did; a saved model must load back in both checkpoint loaders.
 """
+import os
+from pathlib import Path
+
 import pytest
 import torch
 from conftest import DEMO_FILE, IP2P_CKPT, SD_CKPT, SMALL_IMAGE
@@ -12,6 +15,7 @@ from reference import relative_diff
 from safetensors.torch import load_file, save_file
 
 from harness.host_graphs import failure, pack_edit, saved_latent
+from ip2p_core import demo_model
 from ip2p_core.formats.merge import CONV_IN_SUFFIX
 
 pytestmark = pytest.mark.host
@@ -88,6 +92,30 @@ def test_diffusers_folder_missing_a_subfolder_is_named(host, model_files):
     prompt = edit()
     prompt["1"] = {"class_type": "IP2PDiffusersLoader", "inputs": {"model_path": model_files["broken"]}}
     assert "broken_no_vae has no vae/ subfolder" in failure(host, prompt)
+
+
+def folders(root: Path, skip: Path) -> dict:
+    """Each folder under `root` (symlinks not followed, `skip` left out) with its entries and mtime:
+    a file created in a folder, or created and deleted again, changes the folder's mtime."""
+    state = {}
+    for folder, subfolders, files in os.walk(root):
+        subfolders[:] = [d for d in subfolders if Path(folder, d) != skip]
+        state[folder] = (os.stat(folder).st_mtime_ns, sorted(subfolders + files))
+    return state
+
+
+def test_the_shipped_demo_model_loads_without_writing_a_file(host, demo_latent):
+    """The demo model ships in compact form (no file in models/): loading it writes nothing
+    outside output/, in the host's temp folder or elsewhere, and gives the demo file's edit."""
+    loaded = "IP2P: loaded the pack's demo model"
+    loads = host.log_path.read_text().count(loaded)
+    before = folders(host.work_dir, skip=host.output_dir)
+    prompt = edit(demo_model.CHECKPOINT_NAME)
+    prompt["1"]["inputs"]["unet_weights"] = "non-ema"  # loader inputs no other test uses: not served from the cache
+    latent = saved_latent(host, prompt)
+    assert host.log_path.read_text().count(loaded) == loads + 1, "the loader did not load the demo model"
+    assert folders(host.work_dir, skip=host.output_dir) == before
+    assert relative_diff(latent, demo_latent) < SAME_WEIGHTS_RTOL
 
 
 # -- making IP2P models ------------------------------------------------------------------
