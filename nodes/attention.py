@@ -13,6 +13,10 @@ transformer index), like SAG's, takes precedence by the hosts' lookup order.
 import functools
 import logging
 
+import comfy.ldm.modules.attention
+import torch
+from comfy.cli_args import args
+
 from . import host
 
 ATTENTIONS = ("attn1", "attn2")
@@ -20,11 +24,9 @@ ATTENTIONS = ("attn1", "attn2")
 
 def with_pytorch_attention(model):
     """`model` itself, or a clone whose UNet attention runs PyTorch's kernel where that is safe."""
-    transformer_options = model.model_options.get("transformer_options", {})
-    # optimized_attention_override (upstream): a pack chose the kernel for every attention.
-    if not host.runs_sub_quadratic_by_default(model) or "optimized_attention_override" in transformer_options:
+    if not runs_sub_quadratic_by_default(model) or host.attention_kernel_chosen(model):
         return model
-    replaced = transformer_options.get("patches_replace", {})
+    replaced = model.model_options.get("transformer_options", {}).get("patches_replace", {})
     patched = model.clone()
     changed = False
     for name in ATTENTIONS:
@@ -38,6 +40,23 @@ def with_pytorch_attention(model):
     return patched
 
 
+def runs_sub_quadratic_by_default(model) -> bool:
+    """Whether this model's UNet attention runs the host's sub-quadratic kernel on the CPU in
+    float32 only because no kernel was chosen.
+
+    On the CPU both hosts pick that kernel at import time unless started with an attention flag
+    (--use-pytorch-cross-attention, --use-split-cross-attention, --use-quad-cross-attention, ...);
+    a flag is the user's choice and stands, as does the host's choice on a GPU. Other compute
+    dtypes keep the kernel that honours the model's attention precision.
+    """
+    attention = comfy.ldm.modules.attention
+    weights = model.model
+    return (torch.device(model.load_device).type == "cpu"
+            and attention.optimized_attention is attention.attention_sub_quad
+            and not args.use_quad_cross_attention
+            and (weights.manual_cast_dtype or weights.get_dtype()) == torch.float32)
+
+
 def attention_blocks(unet) -> list:
     """(block name, number) of the UNet blocks holding transformers, as the UNet names them."""
     blocks = [("input", i, b) for i, b in enumerate(getattr(unet, "input_blocks", []))]
@@ -48,7 +67,8 @@ def attention_blocks(unet) -> list:
 
 
 def _pytorch_attention(q, k, v, extra_options):
-    return host.pytorch_attention(q, k, v, extra_options["n_heads"])
+    """The host's own scaled_dot_product_attention kernel: what --use-pytorch-cross-attention runs."""
+    return comfy.ldm.modules.attention.attention_pytorch(q, k, v, extra_options["n_heads"])
 
 
 @functools.lru_cache(maxsize=None)

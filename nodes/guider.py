@@ -12,9 +12,9 @@ from ..ip2p_core.inference.fewer_passes import PassPlan, PassSaving
 from ..ip2p_core.inference.guidance import add_text_guidance, needed_predictions, rescale_guidance
 from ..ip2p_core.inference.inversion import check_schedule
 from ..ip2p_core.inference.schedule import CfgSchedule, step_index
-from . import host
 from .attention import with_pytorch_attention
 from .conditioning import image_latent, with_values, without_image
+from .model_access import require_ip2p_model
 from .step_cache import with_step_cache
 
 
@@ -182,7 +182,7 @@ def make_guider(model, positive, negative, text_cfg: float, image_cfg: float,
     """The guider both nodes use; a connected schedule replaces the constant scale. Its model
     gets PyTorch attention where the host fell back to sub-quadratic on the CPU (nodes/attention.py),
     and step caching when `saving` asks for it."""
-    host.require_ip2p_model(model, "model")
+    require_ip2p_model(model, "model")
     saving = saving or PassSaving()
     guider = DualCFGGuider(with_pytorch_attention(with_step_cache(model, saving.cache_interval, saving.cache_depth)))
     guider.set_conds(positive, negative)

@@ -6,6 +6,8 @@ for the empty text). The sampler then starts at what it reached; the NOISE it ha
 latent in the form the host's samplers scale (model_sampling.noise_scaling), so it works in the
 IP2P Sampler and in SamplerCustomAdvanced alike.
 """
+from types import SimpleNamespace
+
 import comfy.model_management
 import comfy.samplers
 import torch
@@ -85,7 +87,14 @@ def _as_sampler_noise(model, reached, start, sigmas):
     sampling = model.get_model_object("model_sampling")
     to_model = model.model.process_latent_in
     sigma = sigmas[:1].to(reached.device, torch.float32)
-    at_max = host.starts_at_max_noise(sampling, sigmas)
+    at_max = _starts_at_max_noise(sampling, sigmas)
     offset = sampling.noise_scaling(sigma, torch.zeros_like(start), to_model(start), at_max)
     scale = sampling.noise_scaling(sigma, torch.ones_like(start), torch.zeros_like(start), at_max)
     return (to_model(reached) - offset) / scale
+
+
+def _starts_at_max_noise(model_sampling, sigmas) -> bool:
+    """Whether the host's samplers scale the initial noise as for a full denoise at these
+    sigmas (KSAMPLER.max_denoise), asked of the host itself since the rule is its own."""
+    wrap = SimpleNamespace(inner_model=SimpleNamespace(model_sampling=model_sampling))
+    return comfy.samplers.KSAMPLER.max_denoise(None, wrap, sigmas)

@@ -13,6 +13,7 @@ from pathlib import Path
 import comfy.sd
 import comfy.utils
 import folder_paths
+import torch
 
 from ..ip2p_core import demo_model
 from ..ip2p_core.errors import IP2PUserError
@@ -33,6 +34,7 @@ from ..ip2p_core.formats.ema_weights import CHOICES as EMA_CHOICES
 from ..ip2p_core.formats.ema_weights import ema_names
 from ..ip2p_core.formats.latents import Family
 from . import host
+from .model_access import is_ip2p_model, set_unet_weights
 
 log = logging.getLogger(__name__)
 OUTPUT_TOOLTIPS = ("The IP2P diffusion model (8 input channels).",
@@ -48,8 +50,24 @@ def _path(folder: str, name: str) -> Path:
     return Path(path)
 
 
+WEIGHT_DTYPES = {"default": None, "fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+WEIGHT_DTYPE_INPUTS = {"weight_dtype": (list(WEIGHT_DTYPES), {
+    "default": "default",
+    "tooltip": "Precision of the diffusion model's weights. default: what ComfyUI's model management picks "
+               "for this device; fp16/bf16 halve the memory (ComfyUI 0.3 or later)."})}
+
+
+def _dtype(weight_dtype: str):
+    """The torch dtype a weight_dtype choice names (None: the host's choice), if the host can set one."""
+    dtype = WEIGHT_DTYPES[weight_dtype]
+    if dtype is not None and not host.can_set_dtype():
+        raise IP2PUserError(f"weight_dtype '{weight_dtype}' needs a ComfyUI that can set a model's dtype when "
+                            "loading (0.3 or later): choose 'default' here, or update ComfyUI")
+    return dtype
+
+
 def _require_ip2p(model, name: str):
-    if not host.is_ip2p_model(model):
+    if not is_ip2p_model(model):
         raise IP2PUserError(
             f"{name} has 8 input channels but ComfyUI loaded it as {type(model.model).__name__}, not as an "
             "InstructPix2Pix model: its base model is not one ComfyUI supports for IP2P (SD1.5 or SDXL)")
@@ -101,7 +119,7 @@ class IP2PCheckpointLoader(_WholeModelLoader):
                            "demo model that comes with the pack: it edits 64-pixel drawings of shapes ('make the "
                            "square red'), to check an install in seconds.",
             }),
-        }, "optional": {**host.WEIGHT_DTYPE_INPUTS, "unet_weights": (list(EMA_CHOICES), {
+        }, "optional": {**WEIGHT_DTYPE_INPUTS, "unet_weights": (list(EMA_CHOICES), {
             "default": "auto",
             "tooltip": "Checkpoints from the InstructPix2Pix authors' training code carry two UNets: the trained "
                        "weights and their moving average (EMA), which the authors sampled with. auto: the EMA "
@@ -110,7 +128,7 @@ class IP2PCheckpointLoader(_WholeModelLoader):
 
     def load(self, ckpt_name, weight_dtype="default", unet_weights="auto"):
         if _is_shipped_demo(ckpt_name):
-            model, clip, vae = host.load_checkpoint_state_dict(demo_model.load_state_dict(), weight_dtype,
+            model, clip, vae = host.load_checkpoint_state_dict(demo_model.load_state_dict(), _dtype(weight_dtype),
                                                                folder_paths.get_folder_paths("embeddings"))
             log.info("IP2P: loaded the pack's demo model %s", ckpt_name)
             return _require_ip2p(model, ckpt_name), clip, vae
@@ -118,10 +136,11 @@ class IP2PCheckpointLoader(_WholeModelLoader):
         shapes = read_tensor_shapes(path)
         shape = require_ip2p_unet(path, shapes)
         ema = ema_names(shapes, unet_weights, ckpt_name)
-        model, clip, vae = host.load_checkpoint(str(path), weight_dtype, folder_paths.get_folder_paths("embeddings"))
+        model, clip, vae = host.load_checkpoint(str(path), _dtype(weight_dtype),
+                                                folder_paths.get_folder_paths("embeddings"))
         if ema:
             weights = read_state_dict(path, ema.values())
-            host.set_unet_weights(model, {k[len(UNET_PREFIX):]: weights[v] for k, v in ema.items()}, ckpt_name)
+            set_unet_weights(model, {k[len(UNET_PREFIX):]: weights[v] for k, v in ema.items()}, ckpt_name)
             log.info("IP2P: %s: sampling with its EMA weights (model_ema.*), as the InstructPix2Pix authors did; "
                      "unet_weights 'non-ema' loads model.diffusion_model.* instead", ckpt_name)
         log.info("IP2P: loaded %s (%s, %s)", ckpt_name, type(model.model).__name__,
@@ -155,13 +174,13 @@ class IP2PUNetLoader:
             "unet_name": (folder_paths.get_filename_list(host.unet_folder()), {
                 "tooltip": "An IP2P UNet file, e.g. a diffusers unet/diffusion_pytorch_model.safetensors renamed.",
             }),
-        }, "optional": host.WEIGHT_DTYPE_INPUTS}
+        }, "optional": WEIGHT_DTYPE_INPUTS}
 
     def load(self, unet_name, weight_dtype="default"):
         path = _path(host.unet_folder(), unet_name)
         require_ip2p_unet(path)
         state_dict = _unet_weights(comfy.utils.load_torch_file(str(path), safe_load=True), unet_name)
-        return (_require_ip2p(host.load_unet(state_dict, weight_dtype, unet_name), unet_name),)
+        return (_require_ip2p(host.load_unet(state_dict, _dtype(weight_dtype), unet_name), unet_name),)
 
 
 class IP2PDiffusersLoader(_WholeModelLoader):
@@ -172,7 +191,7 @@ class IP2PDiffusersLoader(_WholeModelLoader):
     def INPUT_TYPES(cls):
         return {"required": {
             "model_path": (_diffusers_folders(), {"tooltip": "A diffusers model folder in models/diffusers."}),
-        }, "optional": host.WEIGHT_DTYPE_INPUTS}
+        }, "optional": WEIGHT_DTYPE_INPUTS}
 
     def load(self, model_path, weight_dtype="default"):
         folder = _diffusers_folder(model_path)
@@ -183,8 +202,10 @@ class IP2PDiffusersLoader(_WholeModelLoader):
         except IP2PUserError as exc:
             raise IP2PUserError(f"{name}: {exc}") from None
         unet = _unet_weights(comfy.utils.load_torch_file(str(parts.unet), safe_load=True), name)
-        model = _require_ip2p(host.load_unet(unet, weight_dtype, name), model_path)
-        clip = host.load_clip(parts.text_encoders, folder_paths.get_folder_paths("embeddings"))
+        model = _require_ip2p(host.load_unet(unet, _dtype(weight_dtype), name), model_path)
+        # One text encoder file for SD1.5; two (L and G) make the host build SDXL's.
+        clip = comfy.sd.load_clip([str(p) for p in parts.text_encoders],
+                                  embedding_directory=folder_paths.get_folder_paths("embeddings"))
         vae = comfy.sd.VAE(sd=_vae_weights(comfy.utils.load_torch_file(str(parts.vae), safe_load=True), parts))
         return model, clip, vae
 

@@ -11,6 +11,14 @@ from ..ip2p_core.formats.checkpoint_info import IP2P_IN_CHANNELS
 from ..ip2p_core.formats.conv_in import widen_conv_in
 from ..ip2p_core.formats.merge import CONV_IN_SUFFIX, check_mergeable
 from . import host
+from .model_access import (
+    DIFFUSION_PREFIX,
+    difference_patch,
+    require_ip2p_model,
+    unet_patches,
+    unet_shapes,
+    unet_state_dict,
+)
 
 
 def _conv_in_channels(state_dict: dict, which: str) -> int:
@@ -34,13 +42,13 @@ class IP2PFromSDModel:
         return {"required": {"model": ("MODEL", {"tooltip": "An SD1.5 or SDXL model (4 input channels)."})}}
 
     def widen(self, model):
-        weights = host.unet_state_dict(model)
+        weights = unet_state_dict(model)
         channels = _conv_in_channels(weights, "input")
         if channels != 4:
             raise IP2PUserError(f"the MODEL already takes {channels} input channels; only 4-channel SD models "
                                 "can be widened (an IP2P model needs nothing here)")
         weights[CONV_IN_SUFFIX] = widen_conv_in(weights[CONV_IN_SUFFIX], IP2P_IN_CHANNELS)
-        return (host.load_unet(weights, "default", "the widened model"),)
+        return (host.load_unet(weights, None, "the widened model"),)
 
 
 class IP2PAddDifference:
@@ -65,15 +73,15 @@ class IP2PAddDifference:
         }}
 
     def merge(self, ip2p_model, custom_model, base_model, strength):
-        host.require_ip2p_model(ip2p_model, "ip2p_model")
-        ip2p_shapes = host.unet_shapes(ip2p_model)
-        conv_in = check_mergeable(ip2p_shapes, host.unet_shapes(custom_model), host.unet_shapes(base_model))
-        custom, base = host.unet_patches(custom_model), host.unet_patches(base_model)
+        require_ip2p_model(ip2p_model, "ip2p_model")
+        ip2p_shapes = unet_shapes(ip2p_model)
+        conv_in = check_mergeable(ip2p_shapes, unet_shapes(custom_model), unet_shapes(base_model))
+        custom, base = unet_patches(custom_model), unet_patches(base_model)
         merged = ip2p_model.clone()
         for key in custom:
-            difference = host.difference_patch(custom[key], base[key])
+            difference = difference_patch(custom[key], base[key])
             if key == conv_in:  # 4 channels onto 8: computed now (a few KB) and widened with zeros
-                narrow = host.evaluate_patch(custom_model, difference, host.unet_shapes(custom_model)[key])
+                narrow = host.evaluate_patch(custom_model, difference, unet_shapes(custom_model)[key])
                 difference = (widen_conv_in(narrow, ip2p_shapes[key][1]),)
-            merged.add_patches({host.DIFFUSION_PREFIX + key: difference}, strength, 1.0)
+            merged.add_patches({DIFFUSION_PREFIX + key: difference}, strength, 1.0)
         return (merged,)
