@@ -182,7 +182,7 @@ def make_guider(model, positive, negative, text_cfg: float, image_cfg: float,
     """The guider both nodes use; a connected schedule replaces the constant scale. Its model
     gets PyTorch attention where the host fell back to sub-quadratic on the CPU (nodes/attention.py),
     and step caching when `saving` asks for it."""
-    require_ip2p_model(model, "model")
+    require_ip2p_model(model, "the model input")
     saving = saving or PassSaving()
     guider = DualCFGGuider(with_pytorch_attention(with_step_cache(model, saving.cache_interval, saving.cache_depth)))
     guider.set_conds(positive, negative)

@@ -34,7 +34,7 @@ from ..ip2p_core.formats.ema_weights import CHOICES as EMA_CHOICES
 from ..ip2p_core.formats.ema_weights import ema_names
 from ..ip2p_core.formats.latents import Family
 from . import host
-from .model_access import is_ip2p_model, set_unet_weights
+from .model_access import require_ip2p_model, set_unet_weights
 
 log = logging.getLogger(__name__)
 OUTPUT_TOOLTIPS = ("The IP2P diffusion model (8 input channels).",
@@ -66,11 +66,9 @@ def _dtype(weight_dtype: str):
     return dtype
 
 
-def _require_ip2p(model, name: str):
-    if not is_ip2p_model(model):
-        raise IP2PUserError(
-            f"{name} has 8 input channels but ComfyUI loaded it as {type(model.model).__name__}, not as an "
-            "InstructPix2Pix model: its base model is not one ComfyUI supports for IP2P (SD1.5 or SDXL)")
+def _ip2p_model(model, name: str):
+    """`model`, loaded from `name`, once the host is known to have built it as IP2P."""
+    require_ip2p_model(model, f"the model in '{name}'")
     return model
 
 
@@ -131,7 +129,7 @@ class IP2PCheckpointLoader(_WholeModelLoader):
             model, clip, vae = host.load_checkpoint_state_dict(demo_model.load_state_dict(), _dtype(weight_dtype),
                                                                folder_paths.get_folder_paths("embeddings"))
             log.info("IP2P: loaded the pack's demo model %s", ckpt_name)
-            return _require_ip2p(model, ckpt_name), clip, vae
+            return _ip2p_model(model, ckpt_name), clip, vae
         path = _path("checkpoints", ckpt_name)
         shapes = read_tensor_shapes(path)
         shape = require_ip2p_unet(path, shapes)
@@ -145,7 +143,7 @@ class IP2PCheckpointLoader(_WholeModelLoader):
                      "unet_weights 'non-ema' loads model.diffusion_model.* instead", ckpt_name)
         log.info("IP2P: loaded %s (%s, %s)", ckpt_name, type(model.model).__name__,
                  shape.family.name if shape.family else "unknown family")
-        return _require_ip2p(model, ckpt_name), clip, vae
+        return _ip2p_model(model, ckpt_name), clip, vae
 
 
 def _checkpoint_names() -> list:
@@ -180,7 +178,7 @@ class IP2PUNetLoader:
         path = _path(host.unet_folder(), unet_name)
         require_ip2p_unet(path)
         state_dict = _unet_weights(comfy.utils.load_torch_file(str(path), safe_load=True), unet_name)
-        return (_require_ip2p(host.load_unet(state_dict, _dtype(weight_dtype), unet_name), unet_name),)
+        return (_ip2p_model(host.load_unet(state_dict, _dtype(weight_dtype), unet_name), unet_name),)
 
 
 class IP2PDiffusersLoader(_WholeModelLoader):
@@ -202,7 +200,7 @@ class IP2PDiffusersLoader(_WholeModelLoader):
         except IP2PUserError as exc:
             raise IP2PUserError(f"{name}: {exc}") from None
         unet = _unet_weights(comfy.utils.load_torch_file(str(parts.unet), safe_load=True), name)
-        model = _require_ip2p(host.load_unet(unet, _dtype(weight_dtype), name), model_path)
+        model = _ip2p_model(host.load_unet(unet, _dtype(weight_dtype), name), model_path)
         # One text encoder file for SD1.5; two (L and G) make the host build SDXL's.
         clip = comfy.sd.load_clip([str(p) for p in parts.text_encoders],
                                   embedding_directory=folder_paths.get_folder_paths("embeddings"))

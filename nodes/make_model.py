@@ -73,7 +73,7 @@ class IP2PAddDifference:
         }}
 
     def merge(self, ip2p_model, custom_model, base_model, strength):
-        require_ip2p_model(ip2p_model, "ip2p_model")
+        require_ip2p_model(ip2p_model, "the ip2p_model input")
         ip2p_shapes = unet_shapes(ip2p_model)
         conv_in = check_mergeable(ip2p_shapes, unet_shapes(custom_model), unet_shapes(base_model))
         custom, base = unet_patches(custom_model), unet_patches(base_model)

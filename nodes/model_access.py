@@ -8,18 +8,14 @@ from ..ip2p_core.errors import IP2PUserError
 DIFFUSION_PREFIX = "diffusion_model."
 
 
-def is_ip2p_model(model) -> bool:
-    """Whether the host built an IP2P model class, the ones that concatenate the image latent."""
-    return hasattr(model.model, "process_ip2p_image_in")
-
-
-def require_ip2p_model(model, input_name: str) -> None:
-    """Refuses a MODEL the host did not build as IP2P, before anything runs with it."""
-    if not is_ip2p_model(model):
+def require_ip2p_model(model, subject: str) -> None:
+    """Refuses a MODEL the host did not build as IP2P (the model classes that take the image latent),
+    before anything runs with it. `subject` names where it came from: an input, or a loader's file."""
+    if not hasattr(model.model, "process_ip2p_image_in"):
         raise IP2PUserError(
-            f"the {input_name} input is a {type(model.model).__name__}, not an InstructPix2Pix model (it has no input "
-            f"channels for the image): load an IP2P checkpoint with the IP2P Checkpoint Loader and connect it to "
-            f"{input_name}")
+            f"{subject} is a {type(model.model).__name__} in ComfyUI, not an InstructPix2Pix model: ComfyUI builds "
+            "one (a UNet that also takes the input image's latent) only from an IP2P model of the SD1.5 or SDXL "
+            "family. Choose such a model in an IP2P loader node and use its MODEL")
 
 
 def unet_shapes(model) -> dict[str, tuple[int, ...]]:

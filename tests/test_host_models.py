@@ -225,9 +225,9 @@ def test_add_difference_is_the_hand_computed_merge_bit_for_bit(host, demo, fine_
 def test_add_difference_refuses_an_sd_model_in_the_ip2p_slot(host):
     prompt = merged_edit(1.0)
     prompt["42"]["inputs"]["ip2p_model"] = ["40", 0]
-    assert ("the ip2p_model input is a BaseModel, not an InstructPix2Pix model (it has no input channels for the "
-            "image): load an IP2P checkpoint with the IP2P Checkpoint Loader and connect it to ip2p_model") \
-        in failure(host, prompt)
+    message = failure(host, prompt)
+    assert "the ip2p_model input is a BaseModel in ComfyUI, not an InstructPix2Pix model" in message
+    assert "Choose such a model in an IP2P loader node and use its MODEL" in message
 
 
 def test_saved_model_loads_back_in_both_loaders_and_never_overwrites(host, demo_latent, big_temporary_turn):
