@@ -15,6 +15,7 @@ from ..ip2p_core.inference.schedule import CfgSchedule, step_index
 from .attention import with_pytorch_attention
 from .conditioning import image_latent, with_values, without_image
 from .model_access import require_ip2p_model
+from .sampling_inputs import GUIDANCE_OPTIONS, IMAGE_CFG, MODEL_AND_CONDITIONINGS, TEXT_CFG
 from .step_cache import with_step_cache
 
 
@@ -124,32 +125,6 @@ def _uncond_as_negative(inner):
             return inner(apply_model, args)
         return apply_model(args["input"], args["timestep"], **c)
     return wrapper
-
-
-TEXT_CFG = ("FLOAT", {"default": 7.5, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01,
-                      "tooltip": "How strongly to follow the instruction. Higher = stronger edit (paper: 7.5). "
-                                 "0 skips the instruction's prediction."})
-IMAGE_CFG = ("FLOAT", {"default": 1.5, "min": 0.0, "max": 100.0, "step": 0.05, "round": 0.01,
-                       "tooltip": "How closely to keep the input image. Higher = more faithful, weaker edit "
-                                  "(paper: 1.5; typical 1.0 to 2.0). 1 skips the unconditional prediction."})
-MODEL_AND_CONDITIONINGS = {
-    "model": ("MODEL", {"tooltip": "An InstructPix2Pix model, e.g. from IP2P Checkpoint Loader."}),
-    "positive": ("CONDITIONING", {"tooltip": "From IP2P Encode: the instruction with the image."}),
-    "negative": ("CONDITIONING", {"tooltip": "From IP2P Encode: the negative text with the image."}),
-}
-GUIDANCE_OPTIONS = {
-    "text_cfg_schedule": ("IP2P_CFG_SCHEDULE", {"tooltip": "Optional: per-step text scales from an IP2P Guidance "
-                                                           "Schedule node; replaces text_cfg."}),
-    "image_cfg_schedule": ("IP2P_CFG_SCHEDULE", {"tooltip": "Optional: per-step image scales from an IP2P Guidance "
-                                                            "Schedule node; replaces image_cfg."}),
-    "guidance_rescale": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.05,
-                                   "tooltip": "Rescales the guided prediction's spread to the instruction "
-                                              "prediction's (Lin et al.) against over-saturation at high text_cfg. "
-                                              "0 = off; 0.7 is typical."}),
-    "fewer_passes": ("IP2P_FEWER_PASSES", {"tooltip": "Optional: from an IP2P Fewer Passes node, guidance terms "
-                                                      "that are skipped in parts of the schedule and step caching. "
-                                                      "Unconnected = all three predictions at every step."}),
-}
 
 
 class IP2PGuider:

@@ -15,8 +15,9 @@ import torch
 from ..ip2p_core.inference.inversion import Inversion, fit_batch, refuse_noise_adding, rising_sigmas
 from . import host
 from .conditioning import IMAGE_KEY, MASK_KEY, image_latent, option, with_values
-from .guider import IMAGE_CFG, INVERSION_ATTRIBUTE, MODEL_AND_CONDITIONINGS, make_guider
-from .sampler import IP2PSampler, schedule, start_latent
+from .guider import INVERSION_ATTRIBUTE, make_guider
+from .sampler import schedule, start_latent
+from .sampling_inputs import IMAGE_CFG, MODEL_AND_CONDITIONINGS, run_inputs
 
 
 class InvertedNoise:
@@ -47,18 +48,18 @@ class IP2PInvert:
 
     @classmethod
     def INPUT_TYPES(cls):
-        sampler = IP2PSampler.INPUT_TYPES()["required"]
+        run = run_inputs()
         same = "The same as the sampler that uses the noise: "
         return {"required": {
             **MODEL_AND_CONDITIONINGS,
-            "steps": (sampler["steps"][0], {**sampler["steps"][1], "tooltip": same + "its steps."}),
+            "steps": (run["steps"][0], {**run["steps"][1], "tooltip": same + "its steps."}),
             "image_cfg": (IMAGE_CFG[0], {**IMAGE_CFG[1], "tooltip": "The image guidance of the inversion: the "
                                          "sampler's image_cfg gives back the input most closely (1 = the image "
                                          "prediction alone, one pass per step)."}),
-            "sampler_name": (sampler["sampler_name"][0], {"default": "euler", "tooltip": same + "its sampler, which "
-                                                          "must not add noise (no ancestral or SDE samplers)."}),
-            "scheduler": (sampler["scheduler"][0], {**sampler["scheduler"][1], "tooltip": same + "its scheduler."}),
-            "denoise": (sampler["denoise"][0], {**sampler["denoise"][1], "tooltip": same + "its denoise."}),
+            "sampler_name": (run["sampler_name"][0], {"default": "euler", "tooltip": same + "its sampler, which "
+                                                      "must not add noise (no ancestral or SDE samplers)."}),
+            "scheduler": (run["scheduler"][0], {**run["scheduler"][1], "tooltip": same + "its scheduler."}),
+            "denoise": (run["denoise"][0], {**run["denoise"][1], "tooltip": same + "its denoise."}),
         }, "optional": {
             "source": ("CONDITIONING", {"tooltip": "Optional: a description of the input image (CLIP Text Encode), "
                                                    "used instead of the empty text while inverting."}),

@@ -14,7 +14,8 @@ import torch
 from ..ip2p_core.errors import IP2PUserError
 from . import host
 from .conditioning import DECODE_KEYS, MASK_KEY, image_latent, option
-from .guider import GUIDANCE_OPTIONS, IMAGE_CFG, MODEL_AND_CONDITIONINGS, TEXT_CFG, make_guider
+from .guider import make_guider
+from .sampling_inputs import GUIDANCE_OPTIONS, IMAGE_CFG, MODEL_AND_CONDITIONINGS, TEXT_CFG, run_inputs
 
 
 class IP2PSampler:
@@ -29,21 +30,18 @@ class IP2PSampler:
 
     @classmethod
     def INPUT_TYPES(cls):
+        run = run_inputs()
         return {"required": {
             **MODEL_AND_CONDITIONINGS,
             "seed": ("INT", {"default": 0, "min": 0, "max": 0xffffffffffffffff, "control_after_generate": True,
                              "tooltip": "Noise seed: the same seed and settings give the same edit. Batch item i "
                                         "uses seed + i."}),
-            "steps": ("INT", {"default": 20, "min": 1, "max": 10000,
-                              "tooltip": "Denoising steps (paper: 100; 20 to 50 is usually enough)."}),
+            "steps": run["steps"],
             "text_cfg": TEXT_CFG,
             "image_cfg": IMAGE_CFG,
-            "sampler_name": (comfy.samplers.KSampler.SAMPLERS, {"default": "euler_ancestral",
-                                                                "tooltip": "Any ComfyUI sampler (paper: Euler ancestral)."}),
-            "scheduler": (comfy.samplers.KSampler.SCHEDULERS, {"default": "normal", "tooltip": "Any ComfyUI scheduler."}),
-            "denoise": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01,
-                                  "tooltip": "1 = full edit from noise. Below 1 starts from the input image and "
-                                             "changes it less."}),
+            "sampler_name": run["sampler_name"],
+            "scheduler": run["scheduler"],
+            "denoise": run["denoise"],
         }, "optional": {
             **GUIDANCE_OPTIONS,
             "noise": ("NOISE", {"tooltip": "Optional: the initial noise, e.g. IP2P Invert's (the edit then keeps more "
