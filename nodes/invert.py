@@ -5,6 +5,12 @@ encoded input image, with the image term of the guidance (a source description m
 for the empty text). The sampler then starts at what it reached; the NOISE it hands out is that
 latent in the form the host's samplers scale (model_sampling.noise_scaling), so it works in the
 IP2P Sampler and in SamplerCustomAdvanced alike.
+
+It steps with Euler whatever `sampler_name` says: the name picks the sigmas (some samplers drop
+one), a sampler that adds noise is refused, and the guider checks the sampler's run against the
+noise. Running the named sampler backwards instead would not invert every deterministic sampler
+of the hosts: dpm_fast and dpm_adaptive, for instance, take only the sigmas' range and choose
+their own steps.
 """
 from types import SimpleNamespace
 
@@ -34,10 +40,13 @@ class InvertedNoise:
 
 
 class IP2PInvert:
-    DESCRIPTION = ("Inverts the input image: runs the deterministic sampler backwards from the encoded image to the "
-                   "noise it would be painted from. Connect the noise to the IP2P Sampler (or SamplerCustomAdvanced) "
-                   "with the same steps, sampler, scheduler and denoise: the edit then keeps what the instruction "
-                   "does not touch.")
+    DESCRIPTION = ("Inverts the input image: steps the guidance backwards with Euler, over the noise levels the "
+                   "sampler will run, from the encoded image to the noise it would be painted back from. Always "
+                   "Euler, whatever sampler_name says: sampler_name picks the noise levels and must name a sampler "
+                   "that adds no noise. Connect the noise to the IP2P Sampler (or SamplerCustomAdvanced) with the "
+                   "same steps, sampler, scheduler and denoise: the edit then starts from the input image's own "
+                   "noise instead of random noise (what that keeps of the picture is measured in "
+                   "benchmarks/RESULTS.md, 'Inversion on the demo model').")
     CATEGORY = "InstructPix2Pix/sampling"
     RETURN_TYPES = ("NOISE", "LATENT")
     RETURN_NAMES = ("noise", "inverted_latent")
@@ -57,7 +66,10 @@ class IP2PInvert:
                                          "sampler's image_cfg gives back the input most closely (1 = the image "
                                          "prediction alone, one pass per step)."}),
             "sampler_name": (run["sampler_name"][0], {"default": "euler", "tooltip": same + "its sampler, which "
-                                                      "must not add noise (no ancestral or SDE samplers)."}),
+                                                      "must not add noise (no ancestral or SDE samplers). It sets the "
+                                                      "noise levels (some samplers drop one); the inversion itself "
+                                                      "always steps with Euler, so another sampler starts from "
+                                                      "Euler's inversion, which it does not exactly undo."}),
             "scheduler": (run["scheduler"][0], {**run["scheduler"][1], "tooltip": same + "its scheduler."}),
             "denoise": (run["denoise"][0], {**run["denoise"][1], "tooltip": same + "its denoise."}),
         }, "optional": {

@@ -44,8 +44,8 @@ class IP2PSampler:
             "denoise": run["denoise"],
         }, "optional": {
             **GUIDANCE_OPTIONS,
-            "noise": ("NOISE", {"tooltip": "Optional: the initial noise, e.g. IP2P Invert's (the edit then keeps more "
-                                           "of the picture), instead of the seed's."}),
+            "noise": ("NOISE", {"tooltip": "Optional: the initial noise instead of the seed's, e.g. IP2P Invert's "
+                                           "(the edit then starts from the input image's own noise)."}),
         }}
 
     def sample(self, model, positive, negative, seed, steps, text_cfg, image_cfg, sampler_name, scheduler, denoise,
