@@ -1,10 +1,11 @@
 """PyTorch attention for the IP2P guider's UNet where the host fell back to sub-quadratic on the CPU.
 
-On the CPU both hosts run attention through their sub-quadratic kernel unless started with
---use-pytorch-cross-attention; at 512 px that makes every step about 1.8x slower than
-diffusers, which calls torch's scaled_dot_product_attention (benchmarks/RESULTS.md). The
-guider's model is a clone that sends each attention through the host's own PyTorch kernel
-instead, by attention-replace patches: the computation that flag selects, on this model only.
+On the CPU both hosts pick their sub-quadratic attention kernel at import time unless started
+with an attention flag; diffusers calls torch's scaled_dot_product_attention. At full size the
+sub-quadratic kernel makes each step slower than diffusers' (benchmarks/RESULTS.md, "One edit at
+512 px", has the figure). The guider's model is a clone that sends each attention through the
+host's own PyTorch kernel instead, by attention-replace patches: the computation that
+--use-pytorch-cross-attention selects, on this model only.
 
 Patches are keyed (block name, number), the key form PAG and IP-Adapter-style packs use; a
 replacement the user installed under that key is kept, and one keyed (block name, number,
@@ -74,6 +75,6 @@ def _pytorch_attention(q, k, v, extra_options):
 @functools.lru_cache(maxsize=None)
 def _log_choice():
     logging.info("IP2P: ComfyUI runs attention on the CPU with its sub-quadratic kernel; the IP2P sampler "
-                 "uses PyTorch's scaled_dot_product_attention instead (as --use-pytorch-cross-attention "
-                 "would, several times faster on the CPU). Start ComfyUI with --use-quad-cross-attention "
-                 "to keep sub-quadratic attention.")
+                 "uses PyTorch's scaled_dot_product_attention instead, as --use-pytorch-cross-attention would "
+                 "(faster on the CPU). Start ComfyUI with --use-quad-cross-attention to keep sub-quadratic "
+                 "attention.")

@@ -47,11 +47,10 @@ class IP2PFewerPassesCustom(_FewerPassesNode):
 
 
 PRESET_TOOLTIP = ("faithful: all three predictions at every step, the edit without this node. "
-                  "balanced: step caching every 2nd step (the UNet's deep blocks reused): 0.6-0.7x the time, "
-                  "the same success and 4 % more error on the demo model. "
-                  "fast: both guidance terms only over the first 30 % of the schedule, plus step caching: "
-                  "0.4-0.5x the time (32 passes instead of 60 at 20 steps), 5 % more error and 5 edits in 100 "
-                  "fewer right on the demo model.")
+                  "balanced: step caching every 2nd step (the UNet's deep blocks reused). "
+                  "fast: both guidance terms only over the first 30 % of the schedule, plus step caching every "
+                  "2nd step. Time and error of each against faithful: benchmarks/RESULTS.md, "
+                  "'Fewer UNet passes on the demo model'.")
 
 
 class IP2PFewerPasses(_FewerPassesNode):

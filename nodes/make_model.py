@@ -80,7 +80,7 @@ class IP2PAddDifference:
         merged = ip2p_model.clone()
         for key in custom:
             difference = difference_patch(custom[key], base[key])
-            if key == conv_in:  # 4 channels onto 8: computed now (a few KB) and widened with zeros
+            if key == conv_in:  # 4 channels onto 8: computed now (one layer) and widened with zeros
                 narrow = host.evaluate_patch(custom_model, difference, unet_shapes(custom_model)[key])
                 difference = (widen_conv_in(narrow, ip2p_shapes[key][1]),)
             merged.add_patches({DIFFUSION_PREFIX + key: difference}, strength, 1.0)

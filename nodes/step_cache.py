@@ -10,8 +10,8 @@ from ..ip2p_core.inference.step_cache import StepCache, cached_block, deep_block
 
 CACHE_INTERVAL = ("INT", {"default": 2, "min": 1, "max": 10,
                           "tooltip": "Run the whole UNet every this many steps and only its shallow blocks in "
-                                     "between: 2 is about a third faster per step on the full-size UNet at "
-                                     "little cost to the edit, 3 or more faster still and looser. 1 = off."})
+                                     "between: higher is faster and further from the uncached edit (measured "
+                                     "in benchmarks/RESULTS.md, 'Fewer UNet passes on the demo model'). 1 = off."})
 CACHE_DEPTH = ("INT", {"default": 1, "min": 1, "max": 11,
                        "tooltip": "How many input and output blocks at full resolution run at every step. "
                                   "More = closer to the uncached edit, slower. The first input block is the "

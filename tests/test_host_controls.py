@@ -13,9 +13,8 @@ from harness.host_graphs import failure, instruction_lines, pack_edit, saved_ima
 
 pytestmark = pytest.mark.host
 STEPS = 4  # ComfyUI's "simple" and diffusers' "trailing" timesteps coincide when steps divide 1000
-# Batched vs single model calls: same maths, different BLAS blocking (measured 1.1e-5 on an AMD
-# EPYC host, under 1e-5 on Intel Xeon ones; on the demo model at 4 steps a wrong seed or a
-# mixed-up item differs by 0.46, the right one by 1.7e-5).
+# Batched vs single model calls: the same maths, rounded differently by BLAS blocking, which
+# depends on the CPU; a wrong seed or a mixed-up item differs by orders of magnitude more.
 BATCH_RTOL = 3e-5
 
 

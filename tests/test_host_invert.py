@@ -2,7 +2,7 @@
 IP2P Sampler and in SamplerCustomAdvanced; noise made for another run is refused with a sentence.
 
 How well an inverted edit keeps the picture is a property of a trained model: measured on the
-demo model (benchmarks), not here on the tiny random one.
+demo model (benchmarks/RESULTS.md, "Inversion on the demo model"), not here on the tiny random one.
 """
 import pytest
 import torch
