@@ -4,7 +4,7 @@ Started without an attention flag, both hosts run the UNet's attention on the CP
 their sub-quadratic kernel; the pack's guider runs the host's PyTorch kernel instead, so its
 UNet computes what it would in a host started with --use-pytorch-cross-attention. (That flag
 also switches the host's CLIP and VAE kernels, so edits across the two hosts differ by
-rounding: 8e-7 of the latent scale already in the encoded input image.) Started with a kernel
+rounding, already in the encoded input image.) Started with a kernel
 flag, the host's choice stands: there the pack and the native path run the same kernel and
 give the same edit. The extra hosts run one at a time beside the session host.
 """

@@ -85,9 +85,8 @@ class PassPlan:
             self.agreed["image"] = predictions_agree(x, conditioned, uncond, threshold)
 
 
-# Named settings for the IP2P Fewer Passes node, chosen from benchmarks/fewer_passes.py on the
-# demo model's held-out pairs (benchmarks/RESULTS.md): balanced keeps the success rate for a
-# 4 % larger error, fast edits in about 0.4x the full edit's time for a 5 % larger error.
+# Named settings for the IP2P Fewer Passes node, chosen with benchmarks/fewer_passes.py on the demo
+# model's pairs; what each costs and saves: benchmarks/RESULTS.md, "Fewer UNet passes".
 PRESETS: dict[str, PassSaving] = {
     "faithful": PassSaving(),
     "balanced": PassSaving(cache_interval=2),
