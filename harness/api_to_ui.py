@@ -134,13 +134,13 @@ LAYOUTS = {
         _groups(LOAD, ("Instruction and image", "3 4 5", PURPLE), ("Guidance and sampling", "6 7 8 9 10", GREEN),
                 ("Result", "11 12", BROWN)), rows=(2, 2)),
     "inversion_edit": Layout(
-        "An edit that keeps the picture: IP2P Invert runs the sampler backwards from the image to the noise "
-        "it would be painted from, and the IP2P Sampler starts there instead of at the seed's noise, so what "
-        "the instruction does not touch stays where it was. Give both the same steps, sampler, scheduler and "
-        "denoise; the sampler must not add noise (Euler, not Euler ancestral).",
+        "An edit from the input's own noise: IP2P Invert runs the sampler backwards (with Euler) from the image "
+        "to the noise it would be painted from, and the IP2P Sampler starts there instead of at the seed's "
+        "noise. What that keeps of the picture, per kind of edit: benchmarks/RESULTS.md. Give both the same "
+        "steps, sampler, scheduler and denoise; the sampler must not add noise (Euler, not Euler ancestral).",
         _groups(LOAD, ("Instruction and inversion", "3 4", PURPLE), ("Edit", "5", GREEN), ("Result", "6 7", BROWN))),
     "fast_edit": Layout(
-        "The same edit in about half the time: IP2P Fewer Passes' fast preset computes both guidance terms "
+        "The same kind of edit in fewer UNet passes: IP2P Fewer Passes' fast preset computes both guidance terms "
         "only over the first 30 % of the steps and reuses the UNet's deep features every other step (32 "
         "UNet passes instead of 60 at 20 steps). balanced keeps every pass and caches steps only; faithful "
         "is the edit without the node. What each costs: benchmarks/RESULTS.md.",

@@ -13,8 +13,8 @@ from training.synthetic_shapes import edit_pair, example_scene
 
 pytestmark = pytest.mark.host
 STEPS = 20
-# dB against the input, empty instruction, 20 Euler steps: 20.8 measured (24.1 at 50 steps),
-# against 16.6 from random noise (the model, asked nothing, drifts toward its average edit).
+# dB against the input, empty instruction, 20 Euler steps: above what random noise paints back (the
+# model, asked nothing, drifts toward its average edit); both are in benchmarks/RESULTS.md, "Inversion".
 ROUND_TRIP_PSNR = 19.0
 
 

@@ -1,4 +1,4 @@
-"""Weights stored in a form that expands exactly: how a 400 MB checkpoint ships as about 30 MB.
+"""Weights stored in a form that expands exactly: how a checkpoint ships in a fraction of its size.
 
 The demo model's checkpoint is an ordinary SD1.5-layout file, but most of it needs no bytes:
 its text encoder's transformer layers are zero (they pass their input on), its embeddings are
