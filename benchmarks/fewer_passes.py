@@ -1,6 +1,8 @@
-"""Fewer UNet passes at the same edit, on the demo model's held-out pairs.
+"""Fewer UNet passes at the same edit, on the demo model's validation pairs (where the presets are chosen)
+or its test pairs (where they are reported).
 
-    python -m benchmarks.fewer_passes                       # the tables in benchmarks/RESULTS.md
+    python -m benchmarks.fewer_passes                       # the validation pairs: choosing the presets
+    python -m benchmarks.fewer_passes --split test          # the test pairs: reporting them
     python -m benchmarks.fewer_passes --pairs 16 --timing-pairs 2 --out quick.md   # a quick look
 
 Each setting of IP2P Fewer Passes (each technique alone, then combined; the rows that are the
@@ -36,12 +38,11 @@ from ip2p_core.inference.fewer_passes import PRESETS, PassSaving
 from tools.comfy_host import ComfyHost
 from tools.demo_checkpoint import CACHE, checkpoint_file
 from training.evaluate_edits import score, summarise
-from training.synthetic_shapes import EDIT_KINDS, make_pairs
+from training.synthetic_shapes import EDIT_KINDS, evaluation_pairs
 
 from . import report_cli
 from .demo_quality import (
     BATCH,
-    HELD_OUT_SEED,
     IMAGE_CFG,
     SEED,
     STEPS,
@@ -133,10 +134,10 @@ def passes_per_edit(loops: list[dict], edits_per_loop: list[int]) -> float:
 
 
 def run(args) -> dict:
-    pairs = make_pairs(args.pairs, HELD_OUT_SEED, demo_model.IMAGE_SIZE, held_out=True)
+    pairs = evaluation_pairs(args.split, args.pairs, demo_model.IMAGE_SIZE)
     timed = pairs[:args.timing_pairs]
     checkpoint = checkpoint_file(CACHE)
-    report: dict = {"pairs": len(pairs), "timing_pairs": len(timed), "settings": {}}
+    report: dict = {"split": args.split, "pairs": len(pairs), "timing_pairs": len(timed), "settings": {}}
     with tempfile.TemporaryDirectory(prefix="fewer-passes-") as work:
         probe = Probe(Path(work) / "timings.jsonl")
         host = ComfyHost(work, env={"IP2P_BENCH_TIMINGS": str(probe.path)})
@@ -194,7 +195,7 @@ def markdown(report: dict, command: str) -> str:
     full = report["settings"][FULL]
     seconds = {"diffusers": report["references"]["diffusers"]["loop_seconds"],
                "native": report["references"]["native"]["loop_seconds"], "full": full["loop_seconds"]}
-    lines = [f"Command: `{command}`; {report['pairs']} held-out pairs, {STEPS} steps Euler, text_cfg {TEXT_CFG}, "
+    lines = [f"Command: `{command}`; the first {report['pairs']} {report['split']} pairs, {STEPS} steps Euler, text_cfg {TEXT_CFG}, "
              f"image_cfg {IMAGE_CFG}; seconds: median sampling loop per edit over the first "
              f"{report['timing_pairs']} pairs, one edit per prompt; host: {report['host']}; {report['machine']}; "
              f"{report['total_seconds'] / 60:.0f} min in all.", "",
@@ -223,6 +224,8 @@ def markdown(report: dict, command: str) -> str:
 
 def options(parser) -> None:
     parser.add_argument("--pairs", type=int, default=80)
+    parser.add_argument("--split", choices=("validation", "test"), default="validation",
+                        help="validation: where the presets are chosen; test: where they are reported")
     parser.add_argument("--timing-pairs", type=int, default=6)
 
 

@@ -1,4 +1,4 @@
-"""Does starting from the input's inverted noise keep the picture? The demo model's held-out pairs.
+"""Does starting from the input's inverted noise keep the picture? The demo model's test pairs.
 
     python -m benchmarks.inversion_quality                  # the tables in benchmarks/RESULTS.md
     python -m benchmarks.inversion_quality --pairs 16 --round-trip-pairs 4 --out quick.md   # a quick look
@@ -25,10 +25,10 @@ from ip2p_core import demo_model
 from tools.comfy_host import ComfyHost
 from tools.demo_checkpoint import CACHE, checkpoint_file
 from training.evaluate_edits import score, summarise
-from training.synthetic_shapes import EDIT_KINDS, make_pairs
+from training.synthetic_shapes import EDIT_KINDS, evaluation_pairs
 
 from . import report_cli
-from .demo_quality import HELD_OUT_SEED, IMAGE_CFG, STEPS, held_out_inputs, pack_edits
+from .demo_quality import IMAGE_CFG, SPLIT, STEPS, held_out_inputs, pack_edits
 
 log = logging.getLogger("inversion_quality")
 ROUND_TRIP_STEPS = (10, 20, 50)
@@ -58,7 +58,7 @@ def empty_instruction(graph: dict) -> dict:
 
 
 def run(args) -> dict:
-    pairs = make_pairs(args.pairs, HELD_OUT_SEED, demo_model.IMAGE_SIZE, held_out=True)
+    pairs = evaluation_pairs(SPLIT, args.pairs, demo_model.IMAGE_SIZE)
     trip = pairs[:args.round_trip_pairs]
     report: dict = {"pairs": len(pairs), "round_trip_pairs": len(trip), "round_trip": [], "edits": {}}
     with tempfile.TemporaryDirectory(prefix="inversion-") as work, ComfyHost(work) as host:
@@ -79,8 +79,8 @@ def run(args) -> dict:
                 if chosen:
                     summary = summarise(chosen)
                     kinds[kind] = {"pairs": summary.pairs, "success": summary.success, "mse": summary.mse,
-                                   "untouched_psnr": None if summary.untouched_mse is None
-                                   else psnr(summary.untouched_mse)}
+                                   "untouched_psnr": None if summary.collateral_mse is None
+                                   else psnr(summary.collateral_mse)}
             report["edits"][start] = kinds
             log.info("%s: %s", start, kinds["all"])
     return report
@@ -93,7 +93,7 @@ def markdown(report: dict, command: str) -> str:
              "Euler): PSNR (dB) of the result against the input.", "",
              "| steps | from random noise | from the inverted noise |", "|---|---|---|"]
     lines += [f"| {r['steps']} | {r['random']:.1f} | {r['inverted']:.1f} |" for r in report["round_trip"]]
-    lines += ["", f"Edits of {report['pairs']} held-out pairs ({STEPS} steps): PSNR (dB) against the input where the "
+    lines += ["", f"Edits of the first {report['pairs']} {SPLIT} pairs ({STEPS} steps): PSNR (dB) against the input where the "
                   "instruction changes nothing, success rate, MSE against the target.", "",
               "| edit kind | pairs | untouched PSNR, random | inverted | success, random | inverted | "
               "MSE, random | inverted |", "|---|---|---|---|---|---|---|---|"]

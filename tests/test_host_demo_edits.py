@@ -36,6 +36,10 @@ UNTOUCHED_MSE = 0.006
 # Removing a shape works reliably in scenes of two (seeds 0-2 all succeed); with three, the model
 # often removes another one (benchmarks/RESULTS.md, the demo model's table).
 TWO_SHAPES = Scene("blue", (Shape("circle", "yellow", 6, 8, 20), Shape("square", "white", 38, 10, 20)))
+# A background colour no shape of the example has, as the drawn pairs choose it: asked for the
+# yellow circle's colour, the model turns the circle orange to keep it seen, which the strict score
+# rightly fails (the target hides it).
+BACKGROUND = Edit("background", color="orange")
 
 
 def demo_edit(instruction, image=DEMO_IMAGE, **kwargs):
@@ -64,7 +68,7 @@ def test_recolour_takes_the_asked_colour_and_keeps_the_rest(host):
     (result,) = edited(host, demo_edit(pair.instruction))
     scored = score(pair, result)
     assert scored.success, "the square did not turn red"
-    assert scored.untouched_mse < UNTOUCHED_MSE
+    assert scored.collateral_mse < UNTOUCHED_MSE
     assert scored.mse < 0.3 * scored.identity_mse
 
 
@@ -76,7 +80,7 @@ def two_shapes_image(host, tmp_path_factory):
 
 
 @pytest.mark.parametrize("scene, edit", [(TWO_SHAPES, Edit("remove", shape="circle")),
-                                         (example_scene(), Edit("background", color="yellow")),
+                                         (example_scene(), BACKGROUND),
                                          (example_scene(), Edit("night"))], ids=lambda v: getattr(v, "kind", ""))
 def test_other_kinds_of_edit_do_what_they_say(host, two_shapes_image, scene, edit):
     pair = edit_pair(scene, edit)
@@ -92,7 +96,7 @@ def test_the_fewer_passes_presets_keep_the_edit(host, preset):
     (result,) = edited(host, demo_edit(pair.instruction, sampling={"fewer_passes": ["20", 0]}, nodes=fewer))
     scored = score(pair, result)
     assert scored.success, f"with the {preset} preset the square did not turn red"
-    assert scored.untouched_mse < UNTOUCHED_MSE
+    assert scored.collateral_mse < UNTOUCHED_MSE
 
 
 def test_the_scales_do_what_users_are_told(host):
@@ -128,12 +132,13 @@ def test_denoise_half_changes_less_than_a_full_edit(host):
 
 
 def test_a_batch_of_instructions_gives_each_its_own_edit_in_order(host):
-    edits = [RECOLOUR, Edit("background", color="yellow"), Edit("night")]
+    edits = [RECOLOUR, BACKGROUND, Edit("night")]
     pairs = [edit_pair(example_scene(), edit) for edit in edits]
     results = edited(host, instruction_lines(demo_edit(""), [p.instruction for p in pairs]))
     assert len(results) == 3
-    assert [score(p, r).success for p, r in zip(pairs, results)] == [True, True, True]
-    assert not score(pairs[0], results[1]).success and not score(pairs[1], results[0]).success
+    # Which edit each item made (the named change), not how cleanly: that is the other tests' question.
+    assert [score(p, r).named_change for p, r in zip(pairs, results)] == [True, True, True]
+    assert not score(pairs[0], results[1]).named_change and not score(pairs[1], results[0]).named_change
 
 
 def test_batch_item_i_is_the_single_edit_with_seed_plus_i(host):

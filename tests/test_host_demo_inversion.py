@@ -48,4 +48,4 @@ def test_an_edit_from_the_inverted_noise_keeps_more_and_still_edits(host):
     (random_start,) = edited(host, demo_edit(pair.instruction, steps=STEPS))
     kept, plain = score(pair, inverted), score(pair, random_start)
     assert kept.success, "from the inverted noise the square did not turn red"
-    assert kept.untouched_mse < plain.untouched_mse
+    assert kept.collateral_mse < plain.collateral_mse

@@ -5,7 +5,12 @@ from training.paired_data import load_pair, read_pairs
 from training.synthetic_shapes import (
     COLORS,
     EDIT_KINDS,
+    EVERYDAY_PHRASINGS,
     PHRASINGS,
+    SIZE_SPREAD,
+    SPLIT_SEEDS,
+    evaluation_pairs,
+    held_out_phrasings,
     make_pairs,
     night,
     night_color,
@@ -16,7 +21,7 @@ from training.synthetic_shapes import (
 
 def phrasing_of(pair) -> str:
     edit = pair.edit
-    for template in PHRASINGS[edit.kind]:
+    for template in PHRASINGS[edit.kind] + EVERYDAY_PHRASINGS[edit.kind]:
         if template.format(shape=edit.shape, color=edit.color, direction=edit.direction,
                            place=edit.place) == pair.instruction:
             return template
@@ -35,13 +40,33 @@ def test_pairs_are_deterministic_well_formed_and_cover_every_kind():
         assert pair.after.draw(64).tobytes() == pair.edited.tobytes()
 
 
-def test_training_draws_never_use_the_held_out_phrasing():
+def test_training_draws_never_use_a_held_out_phrasing():
     training = make_pairs(300, seed=1)
     assert not any(p.held_out_phrasing for p in training)
-    assert all(phrasing_of(p) != PHRASINGS[p.edit.kind][-1] for p in training)
-    evaluation = make_pairs(300, seed=2, held_out=True)
-    assert any(p.held_out_phrasing for p in evaluation)
-    assert all(p.held_out_phrasing == (phrasing_of(p) == PHRASINGS[p.edit.kind][-1]) for p in evaluation)
+    assert all(phrasing_of(p) not in held_out_phrasings(p.edit.kind) for p in training)
+    evaluation = make_pairs(600, seed=2, held_out=True)
+    assert all(p.held_out_phrasing == (phrasing_of(p) in held_out_phrasings(p.edit.kind)) for p in evaluation)
+    for kind in EDIT_KINDS:  # more than one held-out phrasing per kind, each drawn
+        assert len(held_out_phrasings(kind)) > 1
+        assert {phrasing_of(p) for p in evaluation if p.edit.kind == kind} >= set(held_out_phrasings(kind)), kind
+        assert not set(EVERYDAY_PHRASINGS[kind]) & set(PHRASINGS[kind])
+
+
+def test_the_three_splits_are_disjoint_draws():
+    assert len(set(SPLIT_SEEDS.values())) == 3
+    training = {(p.original.tobytes(), p.instruction) for p in make_pairs(3000, SPLIT_SEEDS["train"])}
+    for split in ("validation", "test"):
+        assert not {(p.original.tobytes(), p.instruction) for p in evaluation_pairs(split, 300)} & training, split
+    validation, test = evaluation_pairs("validation", 50), evaluation_pairs("test", 50)
+    assert [p.instruction for p in validation] != [p.instruction for p in test]
+
+
+def test_evaluation_scenes_vary_the_shape_size_training_keeps_fixed():
+    training_sizes = {s.size for p in make_pairs(300, SPLIT_SEEDS["train"]) for s in p.before.shapes}
+    evaluation_sizes = {s.size for p in evaluation_pairs("test", 300) for s in p.before.shapes}
+    (side,) = training_sizes
+    spread = round(side * SIZE_SPREAD)
+    assert evaluation_sizes == set(range(side - spread, side + spread + 1))
 
 
 def test_each_edit_changes_what_it_names():

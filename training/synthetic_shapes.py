@@ -4,8 +4,14 @@ Real edit data and weights cannot be had here, so the demo model learns a drawn 
 every instruction has one exact target: recolour a named shape, remove it, change the
 background colour, make the scene night, move a shape, or add one at a named place. Each
 edit kind is said several ways, so the model has to follow the words rather than a code; the
-last phrasing of each kind is kept out of training (`held_out`) to test exactly that.
-Every pair carries its scene, so a scorer can tell *what* an edit changed (`regions`).
+last phrasing of each kind, and everyday phrasings (`EVERYDAY_PHRASINGS`), are kept out of
+training to test exactly that. Every pair carries its scene, so a scorer can tell *what* an
+edit changed (`training.evaluate_edits`).
+
+Three disjoint draws (`SPLIT_SEEDS`): training, validation (where settings, presets, thresholds
+and checkpoints are chosen) and test (where figures are reported, and nothing is chosen).
+Evaluation scenes (`evaluation_pairs`) also vary what training keeps fixed: shape sizes up to a
+fifth either side of the training size, so a model is judged on scenes it was not drawn.
 
     python -m training.synthetic_shapes OUT_DIR --count 2000 --size 64 --seed 0
 """
@@ -51,6 +57,18 @@ PHRASINGS: dict[str, tuple[str, ...]] = {
             "paint a {color} {shape} in the {place}"),
 }
 EDIT_KINDS = tuple(PHRASINGS)
+# How people also say it: never drawn for training, only for evaluation (held-out phrasings).
+EVERYDAY_PHRASINGS: dict[str, tuple[str, ...]] = {
+    "recolor": ("can you make the {shape} {color}", "{color} {shape} please"),
+    "remove": ("make the {shape} disappear", "no {shape}"),
+    "background": ("can you make the background {color}", "{color} background please"),
+    "night": ("can you make it night", "night please"),
+    "move": ("can you move the {shape} {direction}", "{shape} {direction} please"),
+    "add": ("can you add a {color} {shape} in the {place}", "{color} {shape} in the {place} please"),
+}
+# The draws of each split; the recipe trains on "train", nothing is chosen on "test".
+SPLIT_SEEDS = {"train": 0, "validation": 1000, "test": 2000}
+SIZE_SPREAD = 0.2  # evaluation shapes: up to this fraction smaller or larger than the training size
 
 
 @dataclass(frozen=True)
@@ -154,30 +172,47 @@ def night_color(color: Color) -> Color:
     return tuple(int(np.clip(round(c * g + o), 0, 255)) for c, g, o in zip(color, NIGHT_GAIN, NIGHT_OFFSET))
 
 
+def training_phrasings(kind: str) -> tuple[str, ...]:
+    return PHRASINGS[kind][:-1]
+
+
+def held_out_phrasings(kind: str) -> tuple[str, ...]:
+    return PHRASINGS[kind][-1:] + EVERYDAY_PHRASINGS[kind]
+
+
 def make_pair(rng: random.Random, size: int = 64, held_out: bool = False,
-              kinds: tuple[str, ...] = EDIT_KINDS) -> EditPair:
+              kinds: tuple[str, ...] = EDIT_KINDS, varied: bool = False) -> EditPair:
     """One random scene and one random edit of it, both drawn.
 
-    `held_out` False draws only training phrasings; True draws any phrasing, the held-out
-    one included (evaluation).
+    `held_out` False draws only training phrasings; True draws any phrasing, the held-out ones
+    included (evaluation). `varied` draws each shape's size within SIZE_SPREAD of the training
+    size instead of at it.
     """
     kind = rng.choice(kinds)
     made = None
     while made is None:  # e.g. no room to move the shape: draw another scene for the same kind of edit
-        before = _scene(rng, size)
+        before = _scene(rng, size, varied)
         made = _EDITS[kind](rng, before, size)
     edit, after = made
-    phrasings = PHRASINGS[kind] if held_out else PHRASINGS[kind][:-1]
+    phrasings = training_phrasings(kind) + (held_out_phrasings(kind) if held_out else ())
     template = rng.choice(phrasings)
     instruction = template.format(shape=edit.shape, color=edit.color, direction=edit.direction, place=edit.place)
     return EditPair(before.draw(size), instruction, after.draw(size), before, after, edit,
-                    held_out_phrasing=template == PHRASINGS[kind][-1])
+                    held_out_phrasing=template in held_out_phrasings(kind))
 
 
 def make_pairs(count: int, seed: int, size: int = 64, held_out: bool = False,
-               kinds: tuple[str, ...] = EDIT_KINDS) -> list[EditPair]:
+               kinds: tuple[str, ...] = EDIT_KINDS, varied: bool = False) -> list[EditPair]:
     rng = random.Random(seed)
-    return [make_pair(rng, size, held_out, kinds) for _ in range(count)]
+    return [make_pair(rng, size, held_out, kinds, varied) for _ in range(count)]
+
+
+def evaluation_pairs(split: str, count: int, size: int = 64, kinds: tuple[str, ...] = EDIT_KINDS) -> list[EditPair]:
+    """The `count` first pairs of the validation or test draw: held-out phrasings among the
+    training ones, shape sizes varied."""
+    if split not in ("validation", "test"):
+        raise ValueError(f"evaluation pairs come from 'validation' or 'test', not {split!r}")
+    return make_pairs(count, SPLIT_SEEDS[split], size, held_out=True, kinds=kinds, varied=True)
 
 
 def write_pair_folder(out: Path, pairs: list[EditPair]) -> Path:
@@ -197,15 +232,17 @@ def _shape_size(size: int) -> int:
     return size * 5 // 16  # 20 px at 64 px
 
 
-def _scene(rng: random.Random, size: int) -> Scene:
+def _scene(rng: random.Random, size: int, varied: bool = False) -> Scene:
     background = rng.choice(list(COLORS))
     count = rng.randint(1, 3)
     kinds = rng.sample(SHAPES, count)  # one of each kind, so "the circle" names one shape
     colors = rng.sample([c for c in COLORS if c != background], count)
     side = _shape_size(size)
+    spread = round(side * SIZE_SPREAD) if varied else 0
     while True:
-        shapes = tuple(Shape(kind, color, rng.randint(0, size - side), rng.randint(0, size - side), side)
-                       for kind, color in zip(kinds, colors))
+        sides = [side + rng.randint(-spread, spread) if varied else side for _ in kinds]
+        shapes = tuple(Shape(kind, color, rng.randint(0, size - s), rng.randint(0, size - s), s)
+                       for kind, color, s in zip(kinds, colors, sides))
         if not any(a.overlaps(b) for i, a in enumerate(shapes) for b in shapes[i + 1:]):
             return Scene(background, shapes)
 
