@@ -158,7 +158,7 @@ def table(scores: list[EditScore]) -> list[dict]:
     if held_out:
         summaries = {**{k: v for k, v in summaries.items() if k != "overall"},
                      "held-out phrasings": summarise(held_out), "overall (mean over kinds)": summaries["overall"]}
-    return [{"kind": kind, **asdict(summary), "ratio": summary.ratio} for kind, summary in summaries.items()]
+    return [{"kind": kind, **asdict(summary)} for kind, summary in summaries.items()]
 
 
 def markdown_rows(path: str, rows: list[dict]) -> list[str]:

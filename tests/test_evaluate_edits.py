@@ -70,6 +70,8 @@ def test_the_overall_line_is_the_mean_over_kinds_not_over_pairs():
     assert set(by_kind) == {*EDIT_KINDS, "overall"}
     assert by_kind["overall"].success == 1 / len(EDIT_KINDS)  # night alone succeeds, whatever its share of pairs
     assert by_kind["night"].success == 1.0 and by_kind["recolor"].success == 0.0
+    kinds = [by_kind[kind] for kind in EDIT_KINDS]
+    assert by_kind["overall"].ratio == sum(k.ratio for k in kinds) / len(kinds)  # not the pooled MSEs' ratio
 
 
 def test_a_result_of_another_size_is_compared_at_the_pair_size():

@@ -129,24 +129,22 @@ class Summary:
     success: float  # strict: the named change and nothing else
     named_change: float  # the named change, whatever else changed
     collateral_mse: Optional[float]  # where the instruction names nothing (None: only night edits)
-
-    @property
-    def ratio(self) -> float:
-        return self.mse / self.identity_mse
+    ratio: float  # MSE against the target over that of returning the input unchanged
 
 
 def summarise(scores: list[EditScore]) -> Summary:
     collateral = [s.collateral_mse for s in scores if not np.isnan(s.collateral_mse)]
-    return Summary(pairs=len(scores), mse=float(np.mean([s.mse for s in scores])),
-                   identity_mse=float(np.mean([s.identity_mse for s in scores])),
+    mse, identity_mse = float(np.mean([s.mse for s in scores])), float(np.mean([s.identity_mse for s in scores]))
+    return Summary(pairs=len(scores), mse=mse, identity_mse=identity_mse,
                    success=float(np.mean([s.success for s in scores])),
                    named_change=float(np.mean([s.named_change for s in scores])),
-                   collateral_mse=float(np.mean(collateral)) if collateral else None)
+                   collateral_mse=float(np.mean(collateral)) if collateral else None, ratio=mse / identity_mse)
 
 
 def summarise_by_kind(scores: list[EditScore]) -> dict[str, Summary]:
-    """One summary per edit kind, and "overall": the mean of the kinds' figures (each kind counts
-    once, however many pairs it drew), not of the pairs."""
+    """One summary per edit kind, and "overall": the mean of the kinds' figures, the ratio too (each
+    kind counts once, however many pairs it drew), so global edits, whose unchanged input is far
+    from the target, do not carry the local ones."""
     drawn = {s.kind for s in scores}
     kinds = {kind: summarise([s for s in scores if s.kind == kind]) for kind in EDIT_KINDS if kind in drawn}
     collateral = [k.collateral_mse for k in kinds.values() if k.collateral_mse is not None]
@@ -154,5 +152,6 @@ def summarise_by_kind(scores: list[EditScore]) -> dict[str, Summary]:
                       identity_mse=float(np.mean([k.identity_mse for k in kinds.values()])),
                       success=float(np.mean([k.success for k in kinds.values()])),
                       named_change=float(np.mean([k.named_change for k in kinds.values()])),
-                      collateral_mse=float(np.mean(collateral)) if collateral else None)
+                      collateral_mse=float(np.mean(collateral)) if collateral else None,
+                      ratio=float(np.mean([k.ratio for k in kinds.values()])))
     return {**kinds, "overall": overall}
