@@ -93,7 +93,8 @@ def unnamed_regions(pair: EditPair, size: int) -> list[np.ndarray]:
     edit, before, after = pair.edit, pair.before, pair.after
     named = {edit.shape} if edit.kind in ("recolor", "remove", "move", "add") else set()
     shapes = [s for s in after.shapes if s.kind not in named]
-    regions = [_inner(shape_mask(s, size)) & (untouched | (edit.kind == "night")) for s in shapes]
+    clear = np.ones_like(untouched) if edit.kind == "night" else untouched  # night changes every pixel
+    regions = [_inner(shape_mask(s, size)) & clear for s in shapes]
     if edit.kind not in ("background", "night"):
         regions.append(_background(before, size) & _background(after, size) & untouched)
     return [mask for mask in regions if mask.any()]
