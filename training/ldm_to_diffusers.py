@@ -25,9 +25,10 @@ from ip2p_core.formats.diffusers_to_ldm import (
     UNET_PREFIX,
     VAE_PREFIX,
     unet_key_to_ldm,
-    vae_key_to_ldm,
 )
 from ip2p_core.formats.latents import Family
+
+from .ldm_checkpoint import vae_key_to_ldm
 
 SD1_CONTEXT_DIM = 768
 SD1_HEADS = 8

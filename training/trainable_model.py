@@ -20,10 +20,10 @@ from torch import Tensor
 from ip2p_core.errors import IP2PUserError
 from ip2p_core.formats.checkpoint_info import IP2P_IN_CHANNELS, read_state_dict
 from ip2p_core.formats.conv_in import widen_conv_in
-from ip2p_core.formats.diffusers_folder import SD15_NOISE_SCHEDULE, find_parts
-from ip2p_core.formats.diffusers_to_ldm import ldm_checkpoint
+from ip2p_core.formats.diffusers_folder import find_parts
 from ip2p_core.formats.latents import Family
 
+from .ldm_checkpoint import ldm_checkpoint
 from .ldm_to_diffusers import (
     has_tiny_vae,
     load_tiny_vae_from_ldm,
@@ -38,6 +38,11 @@ from .ldm_to_diffusers import (
 from .sparse_files import dig_holes, dig_holes_in
 
 SD_IN_CHANNELS = 4
+# SD1.x's training noise schedule: what an SD1.5 folder's scheduler/scheduler_config.json holds, and
+# what a single file (which carries no scheduler config) was trained with.
+SD15_NOISE_SCHEDULE = {"num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.012,
+                       "beta_schedule": "scaled_linear", "prediction_type": "epsilon", "steps_offset": 1,
+                       "clip_sample": False}
 
 
 @dataclass

@@ -23,11 +23,6 @@ WEIGHT_NAMES = {
 # The weighted parts a folder needs, in this order: UNet, VAE, then the text encoders.
 SD15_PARTS = ("unet", "vae", "text_encoder")
 SDXL_PARTS = SD15_PARTS + ("text_encoder_2",)
-# SD1.x's training noise schedule: what an SD1.5 folder's scheduler/scheduler_config.json holds, and
-# what a single file (which carries no scheduler config) was trained with.
-SD15_NOISE_SCHEDULE = {"num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.012,
-                       "beta_schedule": "scaled_linear", "prediction_type": "epsilon", "steps_offset": 1,
-                       "clip_sample": False}
 
 
 @dataclass(frozen=True)

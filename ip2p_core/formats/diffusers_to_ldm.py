@@ -2,7 +2,8 @@
 
 ComfyUI detects SD1.5 InstructPix2Pix only from LDM-layout UNets, while IP2P models are
 often published as diffusers folders (MagicBrush, timbrooks/instruct-pix2pix); the loaders
-convert those, and the test-model factory writes LDM single files with it. SDXL-family folders
+convert their UNets (and TAESD-format VAEs) with it; the rest of a single file's key map, which
+only training and the test harness write, is `training/ldm_checkpoint.py`. SDXL-family folders
 (SDXL IP2P, CosXL Edit) too: ComfyUI detects a diffusers-layout SDXL UNet only at the configs it
 lists, but any SDXL-shaped UNet in LDM layout. The mapping follows the layout of diffusers'
 `convert_diffusers_to_original_stable_diffusion.py`, but is computed from the model config so it
@@ -18,8 +19,6 @@ from typing import Any
 
 import torch
 from torch import Tensor
-
-from .latents import Family
 
 UNET_PREFIX = "model.diffusion_model."
 VAE_PREFIX = "first_stage_model."
@@ -44,17 +43,12 @@ _UNET_TOP = {
     "add_embedding.linear_1": "label_emb.0.0",
     "add_embedding.linear_2": "label_emb.0.2",
 }
-# diffusers VAE attention names -> LDM AttnBlock names (LDM uses 1x1 convs).
-_VAE_ATTN = {"group_norm": "norm", "to_q": "q", "to_k": "k", "to_v": "v", "to_out.0": "proj_out"}
-_VAE_TOP = {"quant_conv": "quant_conv", "post_quant_conv": "post_quant_conv"}
 
 _UNET_BLOCK_RE = re.compile(r"^(down_blocks|up_blocks)\.(\d+)\.(resnets|attentions|downsamplers|upsamplers)\.(\d+)\.(.+)$")
 _UNET_MID_RE = re.compile(r"^mid_block\.(resnets|attentions)\.(\d+)\.(.+)$")
-_VAE_BLOCK_RE = re.compile(r"^(encoder|decoder)\.(down_blocks|up_blocks)\.(\d+)\.(resnets|downsamplers|upsamplers)\.(\d+)\.(.+)$")
-_VAE_MID_RE = re.compile(r"^(encoder|decoder)\.mid_block\.(resnets|attentions)\.(\d+)\.(.+)$")
 
 
-def _split_param(rest: str) -> tuple[str, str]:
+def split_param(rest: str) -> tuple[str, str]:
     """'conv1.weight' -> ('conv1', 'weight'); 'to_out.0.bias' -> ('to_out.0', 'bias')."""
     module, _, param = rest.rpartition(".")
     return module, param
@@ -64,8 +58,8 @@ def _per_level(value: int | Sequence[int], levels: int) -> list[int]:
     return [int(value)] * levels if isinstance(value, int) else [int(v) for v in value]
 
 
-def _rename(table: Mapping[str, str], rest: str, key: str) -> str:
-    module, param = _split_param(rest)
+def renamed(table: Mapping[str, str], rest: str, key: str) -> str:
+    module, param = split_param(rest)
     if module not in table:
         raise KeyError(f"no LDM name for {key!r}")
     return f"{table[module]}.{param}"
@@ -80,7 +74,7 @@ def unet_key_to_ldm(key: str, config: Mapping[str, Any]) -> str:
     up_layers = [n + 1 for n in reversed(layers)]
     up_start = [sum(up_layers[:i]) for i in range(levels)]
 
-    module, param = _split_param(key)
+    module, param = split_param(key)
     if module in _UNET_TOP:
         return f"{_UNET_TOP[module]}.{param}"
     m = _UNET_BLOCK_RE.match(key)
@@ -88,14 +82,14 @@ def unet_key_to_ldm(key: str, config: Mapping[str, Any]) -> str:
         side, level, kind, idx, rest = m.group(1), int(m.group(2)), m.group(3), int(m.group(4)), m.group(5)
         if side == "down_blocks":
             if kind == "resnets":
-                return f"input_blocks.{down_start[level] + idx}.0.{_rename(_UNET_RESNET, rest, key)}"
+                return f"input_blocks.{down_start[level] + idx}.0.{renamed(_UNET_RESNET, rest, key)}"
             if kind == "attentions":
                 return f"input_blocks.{down_start[level] + idx}.1.{rest}"
             if kind == "downsamplers" and idx == 0 and rest.startswith("conv."):
                 return f"input_blocks.{down_start[level] + layers[level]}.0.op.{rest[len('conv.'):]}"
         else:
             if kind == "resnets":
-                return f"output_blocks.{up_start[level] + idx}.0.{_rename(_UNET_RESNET, rest, key)}"
+                return f"output_blocks.{up_start[level] + idx}.0.{renamed(_UNET_RESNET, rest, key)}"
             if kind == "attentions":
                 return f"output_blocks.{up_start[level] + idx}.1.{rest}"
             if kind == "upsamplers" and idx == 0 and rest.startswith("conv."):
@@ -106,64 +100,16 @@ def unet_key_to_ldm(key: str, config: Mapping[str, Any]) -> str:
     if m:
         kind, idx, rest = m.group(1), int(m.group(2)), m.group(3)
         if kind == "resnets":
-            return f"middle_block.{2 * idx}.{_rename(_UNET_RESNET, rest, key)}"
+            return f"middle_block.{2 * idx}.{renamed(_UNET_RESNET, rest, key)}"
         if kind == "attentions" and idx == 0:
             return f"middle_block.1.{rest}"
     raise KeyError(f"no LDM name for UNet key {key!r}")
 
 
-def vae_key_to_ldm(key: str, config: Mapping[str, Any]) -> str:
-    """LDM name (without `first_stage_model.`) of one diffusers AutoencoderKL key."""
-    levels = len(config["block_out_channels"])
-    module, param = _split_param(key)
-    if module in _VAE_TOP:
-        return key
-    for coder in ("encoder", "decoder"):
-        if module in (f"{coder}.conv_in", f"{coder}.conv_out"):
-            return key
-        if module == f"{coder}.conv_norm_out":
-            return f"{coder}.norm_out.{param}"
-    m = _VAE_BLOCK_RE.match(key)
-    if m:
-        coder, side, level, kind, idx, rest = m.groups()
-        level, idx = int(level), int(idx)
-        # LDM's decoder counts levels from the lowest resolution up, diffusers from the top down.
-        ldm_level = level if side == "down_blocks" else levels - 1 - level
-        ldm_side = "down" if side == "down_blocks" else "up"
-        if kind == "resnets":
-            rest = rest.replace("conv_shortcut.", "nin_shortcut.")
-            return f"{coder}.{ldm_side}.{ldm_level}.block.{idx}.{rest}"
-        if idx == 0 and rest.startswith("conv."):
-            sampler = "downsample" if kind == "downsamplers" else "upsample"
-            return f"{coder}.{ldm_side}.{ldm_level}.{sampler}.{rest}"
-    m = _VAE_MID_RE.match(key)
-    if m:
-        coder, kind, idx, rest = m.group(1), m.group(2), int(m.group(3)), m.group(4)
-        if kind == "resnets":
-            rest = rest.replace("conv_shortcut.", "nin_shortcut.")
-            return f"{coder}.mid.block_{idx + 1}.{rest}"
-        if kind == "attentions" and idx == 0:
-            return f"{coder}.mid.attn_1.{_rename(_VAE_ATTN, rest, key)}"
-    raise KeyError(f"no LDM name for VAE key {key!r}")
-
-
 def unet_to_ldm(state_dict: Mapping[str, Tensor], config: Mapping[str, Any],
                 prefix: str = UNET_PREFIX) -> dict[str, Tensor]:
     """A diffusers UNet state dict in LDM layout, keys prefixed `prefix` (a single file's by default)."""
-    return _mapped(state_dict, lambda k: prefix + unet_key_to_ldm(k, config))
-
-
-def vae_to_ldm(state_dict: Mapping[str, Tensor], config: Mapping[str, Any]) -> dict[str, Tensor]:
-    """A diffusers VAE state dict in LDM layout, prefixed `first_stage_model.`.
-
-    LDM's mid-block attention uses 1x1 convs where diffusers uses linears, so those
-    weights get two trailing unit dimensions.
-    """
-    out = _mapped(state_dict, lambda k: VAE_PREFIX + vae_key_to_ldm(k, config))
-    for key, value in out.items():
-        if ".mid.attn_1." in key and key.endswith(".weight") and value.ndim == 2:
-            out[key] = value.reshape(*value.shape, 1, 1)
-    return out
+    return mapped(state_dict, lambda k: prefix + unet_key_to_ldm(k, config))
 
 
 # TAESD-format VAEs (diffusers' AutoencoderTiny) in a checkpoint, as ComfyUI reads them.
@@ -197,35 +143,7 @@ def tiny_vae_to_ldm(state_dict: Mapping[str, Tensor], scale: float) -> dict[str,
     return out
 
 
-def text_encoder_to_ldm(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    """An HF CLIPTextModel state dict (`text_model.*`) under `cond_stage_model.transformer.`."""
-    return _mapped(state_dict, lambda k: TEXT_ENCODER_PREFIX + k)
-
-
-def ldm_checkpoint(
-    unet: Mapping[str, Tensor],
-    unet_config: Mapping[str, Any],
-    vae: Mapping[str, Tensor],
-    vae_config: Mapping[str, Any],
-    text_encoder: Mapping[str, Tensor],
-) -> dict[str, Tensor]:
-    """The three diffusers state dicts merged into one LDM single-file state dict.
-
-    The VAE is an AutoencoderKL, or an AutoencoderTiny (its config has `encoder_block_out_channels`)
-    that becomes ComfyUI's TAESD with the vae_scale its scaling factor stands for.
-    """
-    out = unet_to_ldm(unet, unet_config)
-    vae_ldm = (tiny_vae_to_ldm(vae, Family.SD15.value.scaling_factor / vae_config["scaling_factor"]) if "encoder_block_out_channels" in vae_config
-               else vae_to_ldm(vae, vae_config))
-    for part in (vae_ldm, text_encoder_to_ldm(text_encoder)):
-        clash = out.keys() & part.keys()
-        if clash:
-            raise KeyError(f"LDM keys produced twice: {sorted(clash)[:5]}")
-        out.update(part)
-    return out
-
-
-def _mapped(state_dict: Mapping[str, Tensor], rename: Callable[[str], str]) -> dict[str, Tensor]:
+def mapped(state_dict: Mapping[str, Tensor], rename: Callable[[str], str]) -> dict[str, Tensor]:
     out: dict[str, Tensor] = {}
     for key, value in state_dict.items():
         new = rename(key)
