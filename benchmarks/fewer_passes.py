@@ -195,8 +195,8 @@ def markdown(report: dict, command: str) -> str:
     full = report["settings"][FULL]
     seconds = {"diffusers": report["references"]["diffusers"]["loop_seconds"],
                "native": report["references"]["native"]["loop_seconds"], "full": full["loop_seconds"]}
-    lines = [f"Command: `{command}`; the first {report['pairs']} {report['split']} pairs, {STEPS} steps Euler, text_cfg {TEXT_CFG}, "
-             f"image_cfg {IMAGE_CFG}; seconds: median sampling loop per edit over the first "
+    lines = [f"Command: `{command}`; the first {report['pairs']} {report['split']} pairs, {STEPS} steps Euler, "
+             f"text_cfg {TEXT_CFG}, image_cfg {IMAGE_CFG}; seconds: median sampling loop per edit over the first "
              f"{report['timing_pairs']} pairs, one edit per prompt; host: {report['host']}; {report['machine']}; "
              f"{report['total_seconds'] / 60:.0f} min in all.", "",
              "| setting | passes per edit | loop s per edit | x diffusers | x native | x full edit | MSE vs target "

@@ -43,8 +43,7 @@ def through_vae(vae, images: list[Image.Image]) -> list[Image.Image]:
 
 def another_shape_recoloured(pair: EditPair, rng: random.Random) -> Image.Image | None:
     """The target with one shape the instruction does not name turned another colour (None: no such shape)."""
-    named = pair.edit.shape if pair.edit.kind in ("recolor", "remove", "move", "add") else None
-    others = [i for i, s in enumerate(pair.after.shapes) if s.kind != named]
+    others = [i for i, s in enumerate(pair.after.shapes) if s.kind != pair.edit.shape]
     if not others or pair.edit.kind == "night":
         return None
     index = rng.choice(others)

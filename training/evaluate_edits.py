@@ -91,8 +91,7 @@ def unnamed_regions(pair: EditPair, size: int) -> list[np.ndarray]:
     and add), all kept EDGE pixels clear of what the edit changes."""
     untouched = ~_changed(pair, size)
     edit, before, after = pair.edit, pair.before, pair.after
-    named = {edit.shape} if edit.kind in ("recolor", "remove", "move", "add") else set()
-    shapes = [s for s in after.shapes if s.kind not in named]
+    shapes = [s for s in after.shapes if s.kind != edit.shape]  # global edits name no shape: ""
     clear = np.ones_like(untouched) if edit.kind == "night" else untouched  # night changes every pixel
     regions = [_inner(shape_mask(s, size)) & clear for s in shapes]
     if edit.kind not in ("background", "night"):
