@@ -118,3 +118,12 @@ def test_the_example_picture_is_the_example_scene():
 
     drawn = np.asarray(example_scene().draw(64))
     assert np.array_equal(drawn, np.asarray(Image.open(REPO_ROOT / "examples" / "shapes.png").convert("RGB")))
+
+
+def test_kind_weights_draw_the_kinds_in_proportion():
+    weights = {"recolor": 2.0, "remove": 2.0, "background": 1.0, "move": 2.0, "add": 2.0}  # night left out
+    kinds = [p.edit.kind for p in make_pairs(900, seed=5, kind_weights=weights)]
+    assert "night" not in kinds
+    share = {kind: kinds.count(kind) / len(kinds) for kind in weights}
+    for kind, weight in weights.items():
+        assert abs(share[kind] - weight / sum(weights.values())) < 0.04, (kind, share)

@@ -11,7 +11,7 @@ from ip2p_core.errors import IP2PUserError
 from training.paired_data import image_to_tensor, load_pair, read_pairs
 from training.train import ENCODINGS_FILE, TrainOptions, learning_rate, parse_args, train
 from training.train_checkpoints import STATE_FILE, UNET_FILE
-from training.train_step import FrozenEncoders, encode_text
+from training.train_step import CHANGED_CELL, Batch, FrozenEncoders, changed_cells, encode_text, ip2p_loss
 from training.trainable_model import load_model, vae_moments
 
 
@@ -151,3 +151,38 @@ def test_learning_rate_is_constant_then_falls_linearly_over_the_last_steps():
     assert [learning_rate(run, step) for step in range(10)] == pytest.approx([1e-3] * 7 + [7.5e-4, 5e-4, 2.5e-4])
     constant = TrainOptions(model="m", data="d", output="o", learning_rate=1e-3, steps=10)
     assert {learning_rate(constant, step) for step in range(10)} == {1e-3}
+
+
+def test_changed_cells_are_where_the_edit_moves_the_latent():
+    original = torch.zeros(2, 4, 3, 3)
+    edited = original.clone()
+    edited[0, 2, 1, 1] = 0.5  # one channel of one cell changed
+    edited[1, 0, 0, 0] = CHANGED_CELL / 2  # too little to count
+    mask = changed_cells(edited, original)
+    assert mask.shape == (2, 1, 3, 3) and mask.sum() == 1 and mask[0, 0, 1, 1] == 1
+
+
+@pytest.mark.slow
+def test_the_changed_region_weight_counts_only_where_the_edit_changed_the_picture(small_sd, shape_pairs):
+    encoders = FrozenEncoders(load_model(small_sd), cache=True)
+    empty = encode_text(encoders.model, [""])
+    pairs = read_pairs(shape_pairs)
+    edited = [load_pair(pair) for pair in pairs]
+    batch = Batch(torch.stack([image_to_tensor(o) for o, _ in edited]),
+                  torch.stack([image_to_tensor(e) for _, e in edited]), [pair.instruction for pair in pairs])
+    unchanged = Batch(batch.original, batch.original, batch.instructions)
+    def loss(b: Batch, weight: float) -> float:
+        return ip2p_loss(encoders, b, empty, 0.05, torch.Generator().manual_seed(0), weight).item()
+
+    with torch.no_grad():
+        assert loss(unchanged, 4.0) == pytest.approx(loss(unchanged, 1.0), rel=1e-6)  # nothing changed: a plain mean
+        assert loss(batch, 4.0) > loss(batch, 1.0) * 1.2
+
+
+def test_changed_region_weight_on_the_command_line(capsys):
+    required = ["--model", "m", "--data", "d", "--output", "o"]
+    assert parse_args(required).changed_region_weight == 1.0
+    assert parse_args(required + ["--changed-region-weight", "4"]).changed_region_weight == 4.0
+    with pytest.raises(SystemExit):
+        parse_args(required + ["--changed-region-weight", "0.5"])
+    assert "--changed-region-weight must be 1 or more" in capsys.readouterr().err

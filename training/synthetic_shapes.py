@@ -21,6 +21,7 @@ import argparse
 import random
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -181,14 +182,19 @@ def held_out_phrasings(kind: str) -> tuple[str, ...]:
 
 
 def make_pair(rng: random.Random, size: int = 64, held_out: bool = False,
-              kinds: tuple[str, ...] = EDIT_KINDS, varied: bool = False) -> EditPair:
+              kinds: tuple[str, ...] = EDIT_KINDS, varied: bool = False,
+              kind_weights: Optional[dict[str, float]] = None) -> EditPair:
     """One random scene and one random edit of it, both drawn.
 
     `held_out` False draws only training phrasings; True draws any phrasing, the held-out ones
     included (evaluation). `varied` draws each shape's size within SIZE_SPREAD of the training
-    size instead of at it.
+    size instead of at it. `kind_weights` draws the kinds in those proportions instead of evenly
+    (a kind it leaves out is not drawn).
     """
-    kind = rng.choice(kinds)
+    if kind_weights is None:
+        kind = rng.choice(kinds)
+    else:
+        kind = rng.choices(kinds, weights=[kind_weights.get(k, 0.0) for k in kinds])[0]
     made = None
     while made is None:  # e.g. no room to move the shape: draw another scene for the same kind of edit
         before = _scene(rng, size, varied)
@@ -202,9 +208,10 @@ def make_pair(rng: random.Random, size: int = 64, held_out: bool = False,
 
 
 def make_pairs(count: int, seed: int, size: int = 64, held_out: bool = False,
-               kinds: tuple[str, ...] = EDIT_KINDS, varied: bool = False) -> list[EditPair]:
+               kinds: tuple[str, ...] = EDIT_KINDS, varied: bool = False,
+               kind_weights: Optional[dict[str, float]] = None) -> list[EditPair]:
     rng = random.Random(seed)
-    return [make_pair(rng, size, held_out, kinds, varied) for _ in range(count)]
+    return [make_pair(rng, size, held_out, kinds, varied, kind_weights) for _ in range(count)]
 
 
 def evaluation_pairs(split: str, count: int, size: int = 64, kinds: tuple[str, ...] = EDIT_KINDS) -> list[EditPair]:

@@ -53,6 +53,7 @@ class TrainOptions:
     steps: int = 1000
     seed: int = 0
     conditioning_dropout: float = 0.05
+    changed_region_weight: float = 1.0  # the loss where the edit changes the latent counts this many times
     ema: bool = False
     ema_decay: float = 0.9999
     checkpoint_every: int = 500
@@ -114,7 +115,8 @@ def train(options: TrainOptions) -> TrainResult:
             for micro in range(options.gradient_accumulation):
                 generator = torch.Generator().manual_seed(_draw_seed(options.seed, step, micro))
                 batch = sample_batch(pairs, transform, options.batch_size, generator)
-                loss = ip2p_loss(encoders, batch, empty_text, options.conditioning_dropout, generator)
+                loss = ip2p_loss(encoders, batch, empty_text, options.conditioning_dropout, generator,
+                                 options.changed_region_weight)
                 (loss / options.gradient_accumulation).backward()
                 loss_value += loss.item() / options.gradient_accumulation
             _check_finite(loss_value, step)
@@ -215,6 +217,9 @@ def parse_args(argv: Optional[list[str]] = None) -> TrainOptions:
     add("--steps", type=int, default=1000, help="optimiser steps in all (a resumed run continues to this)")
     add("--seed", type=int, default=0)
     add("--conditioning-dropout", type=float, default=0.05, help="q: text dropped when p < 2q, image when q <= p < 3q")
+    add("--changed-region-weight", type=float, default=1.0, metavar="W",
+        help="count the loss W times where the edit changes the image's latent (local edits teach which "
+             "object to change; 1: a plain mean)")
     add("--ema", action="store_true", help="keep an exponential moving average of the UNet and save it")
     add("--ema-decay", type=float, default=0.9999)
     add("--checkpoint-every", type=int, default=500)
@@ -230,6 +235,8 @@ def parse_args(argv: Optional[list[str]] = None) -> TrainOptions:
     for name in ("batch_size", "gradient_accumulation", "steps", "checkpoint_every", "keep_checkpoints"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.changed_region_weight < 1:
+        parser.error(f"--changed-region-weight must be 1 or more, got {args.changed_region_weight}")
     if args.lr_decay_steps < 0:
         parser.error(f"--lr-decay-steps must be 0 or more, got {args.lr_decay_steps}")
     columns = Columns(args.original_column, args.instruction_column, args.edited_column)

@@ -111,15 +111,21 @@ def encode_text(model: TrainableModel, prompts: list[str]) -> Tensor:
 
 
 def ip2p_loss(encoders: FrozenEncoders, batch: Batch, empty_text: Tensor, dropout: float,
-              generator: torch.Generator) -> Tensor:
-    """The mean squared error of the UNet's prediction for one batch; all randomness from `generator`."""
+              generator: torch.Generator, changed_weight: float = 1.0) -> Tensor:
+    """The mean squared error of the UNet's prediction for one batch; all randomness from `generator`.
+
+    `changed_weight` counts the error where the edit changes the latent (`changed_cells`) that many
+    times: a local edit changes a tenth of the picture, so in a plain mean the decision *which*
+    shape to change weighs a tenth of what a whole-picture edit's colour does.
+    """
     model = encoders.model
     device = model.unet.device
     scheduler = model.noise_scheduler
     with torch.no_grad():
-        edited = latent_from_moments(model.vae, encoders.moments(batch.edited), generator)
-        latents = edited * vae_latent_scale(model.vae)
-        image_latents = image_latent_for(Family.SD15, latent_from_moments(model.vae, encoders.moments(batch.original)))
+        edited_moments = encoders.moments(batch.edited)
+        latents = latent_from_moments(model.vae, edited_moments, generator) * vae_latent_scale(model.vae)
+        original = latent_from_moments(model.vae, encoders.moments(batch.original))
+        image_latents = image_latent_for(Family.SD15, original)
         text = encoders.text(batch.instructions)
     size = latents.shape[0]
     noise = torch.randn(latents.shape, generator=generator).to(device)
@@ -130,4 +136,18 @@ def ip2p_loss(encoders: FrozenEncoders, batch: Batch, empty_text: Tensor, dropou
     target = noise if scheduler.config.prediction_type == "epsilon" else scheduler.get_velocity(latents, noise, timesteps)
     sample = concat_image_latent(noisy, image_latents).contiguous(memory_format=torch.channels_last)
     prediction = model.unet(sample, timesteps, text).sample
-    return F.mse_loss(prediction.float(), target.float())
+    if changed_weight == 1.0:
+        return F.mse_loss(prediction.float(), target.float())
+    scale = vae_latent_scale(model.vae)  # the mask compares the two images' modes, not a posterior sample
+    weights = 1.0 + (changed_weight - 1.0) * changed_cells(latent_from_moments(model.vae, edited_moments) * scale,
+                                                           original * scale)
+    return (weights * (prediction.float() - target.float()) ** 2).mean()
+
+
+CHANGED_CELL = 0.1  # a cell of the scaled latent (the space the UNet denoises) that moves this much is changed
+
+
+@torch.no_grad()
+def changed_cells(edited: Tensor, original: Tensor) -> Tensor:
+    """Where two scaled latents (B, C, h, w) differ, as a (B, 1, h, w) float mask of 0 and 1."""
+    return ((edited - original).abs().amax(dim=1, keepdim=True) > CHANGED_CELL).float()
