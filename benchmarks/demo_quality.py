@@ -139,15 +139,21 @@ def diffusers_pipeline(checkpoint: Path):
 
 
 def diffusers_edits(checkpoint: Path, pairs: list[EditPair]) -> list[Image.Image]:
-    pipe = diffusers_pipeline(checkpoint)
+    return pipeline_edits(diffusers_pipeline(checkpoint), pairs)
+
+
+def pipeline_edits(pipe, pairs: list[EditPair]) -> list[Image.Image]:
+    """The pairs edited by a diffusers pipeline, from ComfyUI's initial noise for seed + i (pack_edits' noise)."""
     edits = []
+    side = demo_model.IMAGE_SIZE // 8
     for start in range(0, len(pairs), BATCH):
         part = pairs[start:start + BATCH]
-        noise = torch.cat([comfy_noise((1, 4, 8, 8), SEED + start + i) for i in range(len(part))])
+        noise = torch.cat([comfy_noise((1, 4, side, side), SEED + start + i) for i in range(len(part))])
         with torch.no_grad():
             edits += pipe([p.instruction for p in part], image=[p.original for p in part], num_inference_steps=STEPS,
                           guidance_scale=TEXT_CFG, image_guidance_scale=IMAGE_CFG,
-                          latents=start_latents(pipe, noise, STEPS)).images
+                          latents=start_latents(pipe, noise, STEPS),
+                          generator=torch.Generator().manual_seed(SEED + start)).images
     return edits
 
 

@@ -38,7 +38,7 @@ def test_quick_run_packs_a_model_and_resumes(big_temporary_turn, tmp_path):  # u
     longer = subprocess.run(COMMAND + ["--work", str(work), "--models", str(models), "--steps", "3"],
                             capture_output=True, text=True, timeout=1200, cwd=REPO)
     assert longer.returncode == 0, longer.stderr[-3000:]
-    assert "resuming from" in longer.stderr and (work / "run" / "checkpoints" / "step-00000003").is_dir()
+    assert "resuming from" in longer.stderr and (work / "binding" / "checkpoints" / "step-00000003").is_dir()
     full = subprocess.run([sys.executable, "-m", "training.demo_recipe", "--work", str(work), "--models", str(models)],
                           capture_output=True, text=True, timeout=1200, cwd=REPO)
     assert full.returncode != 0 and "holds a run of another recipe" in full.stderr

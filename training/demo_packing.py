@@ -66,13 +66,17 @@ def pack(ldm_state: dict[str, Tensor]) -> Compact:
     return compact(ldm_state, generated, quantized)
 
 
-def write_shipped(ldm_state: dict[str, Tensor], folder: Path = MODELS_DIR) -> Path:
-    """Writes the compact file and its record into `folder`; returns the record's path."""
+def write_shipped(ldm_state: dict[str, Tensor], folder: Path = MODELS_DIR,
+                  made_by: dict[str, Any] | None = None) -> Path:
+    """Writes the compact file and its record into `folder` (with `made_by`, how the model was made);
+    returns the record's path."""
     packed = pack(ldm_state)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / COMPACT_NAME
     save_file(packed.tensors, str(path), metadata=manifest_metadata(packed.manifest))
     record = {"checkpoint": CHECKPOINT_NAME, "compact_file": COMPACT_NAME, "compact_sha256": file_sha256(path),
               "expanded_sha256": digest(expand(packed.tensors, packed.manifest)), "image_size": IMAGE_SIZE}
+    if made_by is not None:
+        record["made_by"] = made_by
     (folder / RECORD_NAME).write_text(json.dumps(record, indent=2) + "\n")
     return folder / RECORD_NAME

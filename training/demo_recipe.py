@@ -4,19 +4,29 @@
     python -m training.demo_recipe --work .cache/demo_recipe --device cuda
 
 Stages, each skipped when its result is already in --work (so the command resumes where it
-stopped; the UNet's training itself resumes from its last checkpoint):
+stopped; the UNet's training itself resumes from its last checkpoint). The first phase:
 
-1. pairs: drawn training pairs (`synthetic_shapes`, training phrasings only);
+1. pairs: drawn training pairs (`synthetic_shapes`, training phrasings only, one shape size);
 2. vae: a TAESD-format autoencoder fitted to those images, first to decode block colours, then
    end to end (`fit_tiny_autoencoder`); rounded to fp16, as shipped;
 3. base: an SD1.5-layout IP2P diffusers folder: a random one-level 320-channel UNet, that VAE,
    the demo text encoder (`demo_packing.text_encoder_generated`), ComfyUI's CLIP tokenizer;
-4. run: `python -m training.train` on it (conditioning dropout, EMA, checkpoints);
-5. the trained model packed into --models (`demo_packing.write_shipped`): int8 UNet rows, fp16 VAE.
+4. run: `python -m training.train` on it (conditioning dropout, EMA, checkpoints), packed into
+   --work/first as the pack ships a model.
+
+The first phase's model learns the global edits but often changes another shape than the one
+named. The second phase, binding, trains that packed model further:
+
+5. binding_pairs: pairs of another training draw, shape sizes varied, local edits drawn twice as
+   often as global ones;
+6. binding: `python -m training.train` from the first phase's model, the loss where the edit
+   changes the latent counted `changed_region_weight` times, at a higher learning rate;
+7. the trained model packed into --models (`demo_packing.write_shipped`: int8 UNet rows, fp16 VAE),
+   its record naming the command, the commits it ran from, the settings and the steps.
 
 The text encoder is zero but for a few layers; its fp32 copies in the base and the trained
 outputs (`trainable_model.save_model`) are sparse files where the file system allows
-(`formats.sparse_files`): 160 MB of disk each instead of 470.
+(`training.sparse_files`): 160 MB of disk each instead of 470.
 """
 from __future__ import annotations
 
@@ -24,13 +34,15 @@ import argparse
 import json
 import logging
 import math
+import subprocess
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import save_file
 from torch import Tensor
 
 from ip2p_core import demo_model
@@ -82,16 +94,85 @@ class Recipe:
     checkpoint_every: int = 250
     keep_checkpoints: int = 2  # the newest ones kept; not part of the model (a run may resume with another)
     seed: int = 0
+    # The second phase, binding: the first phase's packed model trained further on scenes of varied
+    # shape sizes, local edits drawn twice as often, the loss where the edit changes the picture
+    # counted `changed_region_weight` times, at a higher rate (`training.train`).
+    binding_pairs: int = 10000
+    binding_kind_weights: dict[str, float] = field(default_factory=lambda: {
+        "recolor": 2.0, "remove": 2.0, "background": 1.0, "night": 1.0, "move": 2.0, "add": 2.0})
+    binding_steps: int = 2500
+    binding_learning_rate: float = 3e-4
+    binding_lr_decay_steps: int = 800
+    changed_region_weight: float = 4.0
 
 
 QUICK = Recipe(pairs=16, vae_pairs=4, vae_colour_steps=2, vae_joint_steps=2, vae_batch=4, train_steps=2, batch_size=2,
-               lr_decay_steps=0, checkpoint_every=2, keep_checkpoints=1)
+               lr_decay_steps=0, checkpoint_every=2, keep_checkpoints=1, binding_pairs=16, binding_steps=2,
+               binding_lr_decay_steps=0)
+FIRST_PHASE, BINDING_PHASE = "first", "binding"  # folders of --work: the first phase's packed model, the second's run
 
 
 def run(work: Path, models: Path, recipe: Recipe = Recipe(), device: str = "auto") -> Path:
     """Every stage not yet done in `work`; returns the record of the packed model in `models`."""
     work.mkdir(parents=True, exist_ok=True)
     _same_recipe(work, recipe)
+    first = work / FIRST_PHASE
+    if not (first / demo_model.RECORD_NAME).is_file():
+        write_shipped(ldm_state_of(_first_phase(work, recipe, device)), first)
+    pairs_dir = work / "binding_pairs"
+    if not (pairs_dir / "done").is_file():
+        write_pair_folder(pairs_dir, make_pairs(recipe.binding_pairs, recipe.seed + 1, demo_model.IMAGE_SIZE,
+                                                varied=True, kind_weights=recipe.binding_kind_weights))
+        (pairs_dir / "done").write_text("")
+    start = work / "first.safetensors"  # the first phase's packed model, expanded: what the binding run starts from
+    if not start.is_file():
+        save_file(demo_model.load_state_dict(first), str(start))
+    run_dir = work / BINDING_PHASE
+    trained = run_dir / "diffusers"
+    if not (trained / "model_index.json").is_file() or _trained_steps(run_dir) < recipe.binding_steps:
+        _note_source(run_dir)
+        train(TrainOptions(
+            model=start, tokenizer=comfy_tokenizer_dir(), data=pairs_dir, output=run_dir,
+            resolution=demo_model.IMAGE_SIZE, center_crop=True, batch_size=recipe.batch_size,
+            learning_rate=recipe.binding_learning_rate, lr_decay_steps=recipe.binding_lr_decay_steps,
+            steps=recipe.binding_steps, seed=recipe.seed + 1, conditioning_dropout=recipe.conditioning_dropout,
+            changed_region_weight=recipe.changed_region_weight, ema=True, ema_decay=recipe.ema_decay,
+            checkpoint_every=recipe.checkpoint_every, keep_checkpoints=recipe.keep_checkpoints,
+            resume="latest" if latest_checkpoint(run_dir) else None, device=device, cache_encodings=True))
+    made_by = {**json.loads((run_dir / SOURCE_FILE).read_text()), "settings": _settings(recipe),
+               "steps": {"first": recipe.train_steps, "binding": _trained_steps(run_dir)},
+               "first_phase_expanded_sha256": demo_model.read_record(first)["expanded_sha256"]}
+    return write_shipped(ldm_state_of(trained), models, made_by)
+
+
+COMMAND = "python -m training.demo_recipe --work WORK"
+SOURCE_FILE = "source.json"  # in the binding run's folder: the command and the commits its training ran from
+
+
+def _note_source(run_dir: Path) -> None:
+    """Adds the commit this process runs from to the run's list (a resumed run may run from a later one)."""
+    path = run_dir / SOURCE_FILE
+    source = json.loads(path.read_text()) if path.is_file() else {"command": COMMAND, "commits": []}
+    if source_commit() not in source["commits"]:
+        source["commits"].append(source_commit())
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(source, indent=2) + "\n")
+
+
+def source_commit() -> str:
+    """The repository's commit, "+changes" when the training or model code differs from it ("unknown" outside git)."""
+    repo = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True)
+        changes = subprocess.run(["git", "status", "--porcelain", "--", "training", "ip2p_core"], cwd=repo,
+                                 capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head.stdout.strip() + ("+changes" if changes.stdout.strip() else "")
+
+
+def _first_phase(work: Path, recipe: Recipe, device: str) -> Path:
+    """Stages 1-4: the first phase's trained diffusers folder."""
     pairs_dir = work / "pairs"
     if not (pairs_dir / "done").is_file():
         write_pair_folder(pairs_dir, make_pairs(recipe.pairs, recipe.seed, demo_model.IMAGE_SIZE))
@@ -114,7 +195,7 @@ def run(work: Path, models: Path, recipe: Recipe = Recipe(), device: str = "auto
             ema_decay=recipe.ema_decay, checkpoint_every=recipe.checkpoint_every,
             keep_checkpoints=recipe.keep_checkpoints,
             resume="latest" if latest_checkpoint(run_dir) else None, device=device, cache_encodings=True))
-    return write_shipped(ldm_state_of(trained), models)
+    return trained
 
 
 def fit_tiny_autoencoder(images: Tensor, recipe: Recipe, device: torch.device):
@@ -220,20 +301,24 @@ def ldm_state_of(diffusers_dir: Path) -> dict[str, Tensor]:
 
 def _same_recipe(work: Path, recipe: Recipe) -> None:
     """A --work folder belongs to one recipe: resuming it with other settings would mix two models.
-    Only the step count may grow (--steps): training then continues from its last checkpoint (the
-    learning rate's decay moves with it, so grow it before the decay begins). Folders written
-    before `keep_checkpoints` existed resume too."""
+    Only the binding phase's step count may grow (--steps): training then continues from its last
+    checkpoint (the learning rate's decay moves with it, so grow it before the decay begins)."""
     path = work / "recipe.json"
-    settings = asdict(recipe)
+    settings = _settings(recipe)
     if path.is_file():
         if _model_settings(json.loads(path.read_text())) != _model_settings(settings):
             raise SystemExit(f"error: {work} holds a run of another recipe ({path}); use a new --work folder")
     path.write_text(json.dumps(settings, indent=2))
 
 
+def _settings(recipe: Recipe) -> dict[str, Any]:
+    """The recipe as JSON reads it back."""
+    return json.loads(json.dumps(asdict(recipe)))
+
+
 def _model_settings(settings: dict[str, Any]) -> dict[str, Any]:
-    """The settings that make the model: all but the step count and how many checkpoints are kept."""
-    return {k: v for k, v in settings.items() if k not in ("train_steps", "keep_checkpoints")}
+    """The settings that make the model: all but the binding phase's step count and how many checkpoints are kept."""
+    return {k: v for k, v in settings.items() if k not in ("binding_steps", "keep_checkpoints")}
 
 
 def _trained_steps(run_dir: Path) -> int:
@@ -251,13 +336,14 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--models", type=Path, default=demo_model.MODELS_DIR,
                         help="where the packed model goes (the pack's models/ folder by default)")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, ...")
-    parser.add_argument("--steps", type=int, help=f"UNet training steps (default {Recipe.train_steps})")
+    parser.add_argument("--steps", type=int,
+                        help=f"the binding phase's UNet training steps (default {Recipe.binding_steps})")
     parser.add_argument("--quick", action="store_true", help="every stage on a handful of pairs (seconds; tests)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     recipe = QUICK if args.quick else Recipe()
     if args.steps:
-        recipe = replace(recipe, train_steps=args.steps)
+        recipe = replace(recipe, binding_steps=args.steps)
     started = time.perf_counter()
     record = run(args.work, args.models, recipe, args.device)
     log.info("packed the demo model: %s (%.0f s)", record, time.perf_counter() - started)
