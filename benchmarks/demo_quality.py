@@ -20,6 +20,7 @@ pairs, with a picture of it.
 """
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
 import time
@@ -261,7 +262,24 @@ def run(args) -> dict:
             pictures.append(row)
         grid_picture(pictures, grid_pairs[args.grid_example].original, args.grid_picture)
         report["grid_example"] = grid_pairs[args.grid_example].instruction
+    if args.record:
+        record_figures(report, demo_model.MODELS_DIR)
     return report
+
+
+RECORDED_PATHS = {"pack": "euler", "pack, Euler ancestral": "euler_ancestral"}
+
+
+def record_figures(report: dict, models: Path) -> None:
+    """The pack's strict success per kind, both samplers, into the shipped model's record ("test_figures")."""
+    path = models / demo_model.RECORD_NAME
+    record = json.loads(path.read_text())
+    record["test_figures"] = {
+        "command": "python -m benchmarks.demo_quality --record", "split": SPLIT, "seed": SPLIT_SEEDS[SPLIT],
+        "pairs": report["pairs"], "steps": STEPS, "text_cfg": TEXT_CFG, "image_cfg": IMAGE_CFG,
+        "strict_success": {sampler: {row["kind"]: round(row["success"], 4) for row in report["paths"][path_name]}
+                           for path_name, sampler in RECORDED_PATHS.items()}}
+    path.write_text(json.dumps(record, indent=2) + "\n")
 
 
 def markdown(report: dict, command: str) -> str:
@@ -295,6 +313,8 @@ def options(parser) -> None:
     parser.add_argument("--grid-picture", type=Path, default=REPO / "docs" / "demo_scales_grid.png")
     parser.add_argument("--edits-picture", type=Path, default=REPO / "docs" / "demo_test_edits.png",
                         help="input, edit and target of the pack's first failures and successes")
+    parser.add_argument("--record", action="store_true",
+                        help="also write the pack's per-kind success into the shipped model's record (models/)")
 
 
 if __name__ == "__main__":
