@@ -143,7 +143,8 @@ def diffusers_edits(checkpoint: Path, pairs: list[EditPair]) -> list[Image.Image
     return pipeline_edits(diffusers_pipeline(checkpoint), pairs)
 
 
-def pipeline_edits(pipe, pairs: list[EditPair]) -> list[Image.Image]:
+def pipeline_edits(pipe, pairs: list[EditPair], text_cfg: float = TEXT_CFG,
+                   image_cfg: float = IMAGE_CFG) -> list[Image.Image]:
     """The pairs edited by a diffusers pipeline, from ComfyUI's initial noise for seed + i (pack_edits' noise)."""
     edits = []
     side = demo_model.IMAGE_SIZE // 8
@@ -152,7 +153,7 @@ def pipeline_edits(pipe, pairs: list[EditPair]) -> list[Image.Image]:
         noise = torch.cat([comfy_noise((1, 4, side, side), SEED + start + i) for i in range(len(part))])
         with torch.no_grad():
             edits += pipe([p.instruction for p in part], image=[p.original for p in part], num_inference_steps=STEPS,
-                          guidance_scale=TEXT_CFG, image_guidance_scale=IMAGE_CFG,
+                          guidance_scale=text_cfg, image_guidance_scale=image_cfg,
                           latents=start_latents(pipe, noise, STEPS),
                           generator=torch.Generator().manual_seed(SEED + start)).images
     return edits

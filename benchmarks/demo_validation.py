@@ -2,12 +2,14 @@
 
     python -m benchmarks.demo_validation --run .cache/demo_recipe/binding --start .cache/demo_recipe/first.safetensors
     python -m benchmarks.demo_validation --model .cache/demo_model/VERSION/ip2p_demo_shapes.safetensors
+    python -m benchmarks.demo_validation --model FILE --kinds night --pairs 16 --text-cfg 3   # a closer look
+    python -m benchmarks.demo_validation --model FILE --example-recolours   # the README picture's recolours
 
 Checkpoints, presets and thresholds are chosen here, on the validation draw
 (`synthetic_shapes.evaluation_pairs("validation")`), never on the test draw that
 `benchmarks.demo_quality` reports. Each model (a run's checkpoints, their EMA weights, or a
 single file) edits the pairs through diffusers' pipeline with Euler and with Euler ancestral, 20
-steps, the paper's scales: the same edits as the pack's to a pixel level for Euler
+steps, the paper's scales unless given: the same edits as the pack's to a pixel level for Euler
 (benchmarks/RESULTS.md, "The demo model on the test pairs"); Euler ancestral's later noise is
 diffusers' own, not ComfyUI's. Scored with the strict score, per kind.
 """
@@ -22,16 +24,26 @@ import torch
 from harness.diffusers_reference import like_comfy
 from ip2p_core import demo_model
 from training.evaluate_edits import score
-from training.synthetic_shapes import SPLIT_SEEDS, evaluation_pairs
+from training.synthetic_shapes import (
+    EDIT_KINDS,
+    SHAPES,
+    SPLIT_SEEDS,
+    Edit,
+    EditPair,
+    edit_pair,
+    evaluation_pairs,
+    example_scene,
+)
 from training.train_checkpoints import CHECKPOINTS, EMA_FILE, PREFIX, STATE_FILE
 from training.trainable_model import comfy_tokenizer_dir, ip2p_pipeline, load_model
 
 from . import report_cli
-from .demo_quality import STEPS, pipeline_edits, table
+from .demo_quality import IMAGE_CFG, STEPS, TEXT_CFG, pipeline_edits, table
 
 log = logging.getLogger("demo_validation")
 SPLIT = "validation"
 SAMPLERS = ("euler", "euler_ancestral")
+EXAMPLE_COLOURS = ("red", "purple", "black")
 
 
 def candidates(args) -> dict[str, "TrainableModel"]:  # noqa: F821
@@ -63,13 +75,22 @@ def sampled(pipe, sampler: str):
     return pipe
 
 
+def chosen_pairs(args) -> list[EditPair]:
+    """The first --pairs validation pairs (of --kinds), or the README example's nine recolours."""
+    if args.example_recolours:
+        return [edit_pair(example_scene(), Edit("recolor", shape=shape, color=color))
+                for shape in SHAPES for color in EXAMPLE_COLOURS]
+    drawn = evaluation_pairs(SPLIT, args.pairs if not args.kinds else 40 * args.pairs, demo_model.IMAGE_SIZE)
+    return [p for p in drawn if not args.kinds or p.edit.kind in args.kinds][:args.pairs]
+
+
 def run(args) -> dict:
-    pairs = evaluation_pairs(SPLIT, args.pairs, demo_model.IMAGE_SIZE)
+    pairs = chosen_pairs(args)
     report: dict = {"pairs": len(pairs), "models": {}}
     for name, load in candidates(args).items():
         pipe = ip2p_pipeline(load())
         for sampler in SAMPLERS:
-            edits = pipeline_edits(sampled(pipe, sampler), pairs)
+            edits = pipeline_edits(sampled(pipe, sampler), pairs, args.text_cfg, args.image_cfg)
             rows = report["models"][f"{name}, {sampler}"] = table([score(p, e) for p, e in zip(pairs, edits)])
             log.info("%s, %s: %.0f %% strict", name, sampler, 100 * rows[-1]["success"])
     return report
@@ -77,7 +98,7 @@ def run(args) -> dict:
 
 def markdown(report: dict, command: str) -> str:
     kinds = [row["kind"] for row in next(iter(report["models"].values()))]
-    lines = [f"Command: `{command}`; the first {report['pairs']} {SPLIT} pairs (seed {SPLIT_SEEDS[SPLIT]}), {STEPS} "
+    lines = [f"Command: `{command}`; {report['pairs']} pairs, {STEPS} "
              f"steps, diffusers' pipeline; strict success per kind (MSE ratio to the input unchanged); "
              f"{report['machine']}; {report['total_seconds'] / 60:.0f} min.", "",
              "| model, sampler | " + " | ".join(kinds) + " |", "|---|" + "---|" * len(kinds)]
@@ -91,7 +112,13 @@ def options(parser) -> None:
     source.add_argument("--run", type=Path, help="a training run's output folder: each of its checkpoints' EMA weights")
     source.add_argument("--model", type=Path, help="a single-file demo model")
     parser.add_argument("--start", type=Path, help="with --run: the single file the run started from (its other parts)")
-    parser.add_argument("--pairs", type=int, default=120)
+    parser.add_argument("--pairs", type=int, default=120, help=f"the first this many {SPLIT} pairs (seed "
+                        f"{SPLIT_SEEDS[SPLIT]})")
+    parser.add_argument("--kinds", nargs="+", choices=EDIT_KINDS, help="only pairs of these kinds of edit")
+    parser.add_argument("--example-recolours", action="store_true",
+                        help="instead: the README example's nine recolours (each shape, red, purple, black)")
+    parser.add_argument("--text-cfg", type=float, default=TEXT_CFG)
+    parser.add_argument("--image-cfg", type=float, default=IMAGE_CFG)
 
 
 if __name__ == "__main__":
