@@ -61,7 +61,7 @@ def test_the_three_splits_are_disjoint_draws():
     assert [p.instruction for p in validation] != [p.instruction for p in test]
 
 
-def test_evaluation_scenes_vary_the_shape_size_training_keeps_fixed():
+def test_evaluation_scenes_vary_the_shape_size_the_plain_training_draw_keeps_fixed():
     training_sizes = {s.size for p in make_pairs(300, SPLIT_SEEDS["train"]) for s in p.before.shapes}
     evaluation_sizes = {s.size for p in evaluation_pairs("test", 300) for s in p.before.shapes}
     (side,) = training_sizes

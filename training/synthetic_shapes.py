@@ -10,8 +10,9 @@ edit changed (`training.evaluate_edits`).
 
 Three disjoint draws (`SPLIT_SEEDS`): training, validation (where settings, presets, thresholds
 and checkpoints are chosen) and test (where figures are reported, and nothing is chosen).
-Evaluation scenes (`evaluation_pairs`) also vary what training keeps fixed: shape sizes up to a
-fifth either side of the training size, so a model is judged on scenes it was not drawn.
+Evaluation scenes (`evaluation_pairs`) vary the shape sizes up to a fifth either side of the
+one size the demo recipe's first phase trains on (its second phase varies them too, from
+another seed), and draw phrasings no training draw uses.
 
     python -m training.synthetic_shapes OUT_DIR --count 2000 --size 64 --seed 0
 """
