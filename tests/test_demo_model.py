@@ -5,16 +5,23 @@ A missing, truncated or altered file stops with a message; the expanded weights 
 against the record too. Run on a small stand-in written the way the recipe writes the real one.
 """
 import json
+import re
 import shutil
+import subprocess
+from dataclasses import asdict
 
 import pytest
 import torch
+from conftest import REPO
 from safetensors.torch import load_file
 
+from benchmarks.demo_quality import STEPS
 from ip2p_core import demo_model
 from ip2p_core.errors import IP2PUserError
 from tools.demo_checkpoint import checkpoint_file, main
 from training.demo_packing import write_shipped
+from training.demo_recipe import COMMAND, Recipe
+from training.synthetic_shapes import EDIT_KINDS, SPLIT_SEEDS
 
 UNET = "model.diffusion_model."
 TEXT = "cond_stage_model.transformer.text_model."
@@ -102,3 +109,22 @@ def test_missing_record_and_mismatched_expansion_are_named(shipped, tmp_path):
     (folder / demo_model.RECORD_NAME).unlink()
     with pytest.raises(IP2PUserError, match="the demo model's record .* is missing"):
         demo_model.load_state_dict(folder)
+
+
+def test_the_shipped_record_says_how_the_model_was_made_as_the_recipe_makes_it():
+    """The record names the recipe's command, settings and steps, the commits the training ran from
+    (committed code, in this repository) and the pack's figures on the test pairs."""
+    record = demo_model.read_record(demo_model.MODELS_DIR)
+    made_by, recipe = record["made_by"], Recipe()
+    assert made_by["command"] == COMMAND
+    assert made_by["settings"] == json.loads(json.dumps(asdict(recipe)))
+    assert made_by["steps"] == {"first": recipe.train_steps, "binding": recipe.binding_steps}
+    for commit in made_by["commits"]:
+        assert re.fullmatch("[0-9a-f]{40}", commit), f"{commit}: the training ran from uncommitted code"
+        if (REPO / ".git").exists():
+            known = subprocess.run(["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=REPO, capture_output=True)
+            assert known.returncode == 0, f"{commit} is no commit of this repository"
+    figures = record["test_figures"]
+    assert (figures["split"], figures["seed"], figures["steps"]) == ("test", SPLIT_SEEDS["test"], STEPS)
+    for sampler in ("euler", "euler_ancestral"):
+        assert set(EDIT_KINDS) <= set(figures["strict_success"][sampler]), sampler
