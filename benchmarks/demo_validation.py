@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -35,7 +36,7 @@ from training.synthetic_shapes import (
     example_scene,
 )
 from training.train_checkpoints import CHECKPOINTS, EMA_FILE, PREFIX, STATE_FILE
-from training.trainable_model import comfy_tokenizer_dir, ip2p_pipeline, load_model
+from training.trainable_model import TrainableModel, comfy_tokenizer_dir, ip2p_pipeline, load_model
 
 from . import report_cli
 from .demo_quality import IMAGE_CFG, STEPS, TEXT_CFG, pipeline_edits, table
@@ -46,8 +47,8 @@ SAMPLERS = ("euler", "euler_ancestral")
 EXAMPLE_COLOURS = ("red", "purple", "black")
 
 
-def candidates(args) -> dict[str, "TrainableModel"]:  # noqa: F821
-    """Name -> model: the single file, or the start model with each checkpoint's EMA weights in its UNet."""
+def candidates(args) -> dict[str, Callable[[], TrainableModel]]:
+    """Name -> its loader: the single file, or the start model with each checkpoint's EMA weights in its UNet."""
     if args.model:
         return {args.model.name: lambda: load_model(args.model, comfy_tokenizer_dir())}
     found = {}
@@ -57,7 +58,7 @@ def candidates(args) -> dict[str, "TrainableModel"]:  # noqa: F821
     return found
 
 
-def _with_ema(start: Path, checkpoint: Path):
+def _with_ema(start: Path, checkpoint: Path) -> TrainableModel:
     model = load_model(start, comfy_tokenizer_dir())
     shadow = torch.load(checkpoint / EMA_FILE, map_location="cpu", weights_only=True)["shadow_params"]
     with torch.no_grad():
