@@ -115,7 +115,7 @@ def ip2p_loss(encoders: FrozenEncoders, batch: Batch, empty_text: Tensor, dropou
     """The mean squared error of the UNet's prediction for one batch; all randomness from `generator`.
 
     `changed_weight` counts the error where the edit changes the latent (`changed_cells`) that many
-    times: a local edit changes a tenth of the picture, so in a plain mean the decision *which*
+    times: a local edit changes about a fifth of the latent's cells, so in a plain mean the decision *which*
     shape to change weighs a tenth of what a whole-picture edit's colour does.
     """
     model = encoders.model
@@ -123,7 +123,8 @@ def ip2p_loss(encoders: FrozenEncoders, batch: Batch, empty_text: Tensor, dropou
     scheduler = model.noise_scheduler
     with torch.no_grad():
         edited_moments = encoders.moments(batch.edited)
-        latents = latent_from_moments(model.vae, edited_moments, generator) * vae_latent_scale(model.vae)
+        scale = vae_latent_scale(model.vae)
+        latents = latent_from_moments(model.vae, edited_moments, generator) * scale
         original = latent_from_moments(model.vae, encoders.moments(batch.original))
         image_latents = image_latent_for(Family.SD15, original)
         text = encoders.text(batch.instructions)
@@ -138,7 +139,7 @@ def ip2p_loss(encoders: FrozenEncoders, batch: Batch, empty_text: Tensor, dropou
     prediction = model.unet(sample, timesteps, text).sample
     if changed_weight == 1.0:
         return F.mse_loss(prediction.float(), target.float())
-    scale = vae_latent_scale(model.vae)  # the mask compares the two images' modes, not a posterior sample
+    # the mask compares the two images' modes, not a posterior sample
     weights = 1.0 + (changed_weight - 1.0) * changed_cells(latent_from_moments(model.vae, edited_moments) * scale,
                                                            original * scale)
     return (weights * (prediction.float() - target.float()) ** 2).mean()
