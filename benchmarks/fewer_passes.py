@@ -21,6 +21,9 @@ pair i): deterministic, so any difference from the full edit is the technique's.
 * pixel MSE against the drawn target (and its ratio to the full edit's), overall and per edit
   kind, the success rate (benchmarks/demo_quality.py), and the largest pixel difference (0-255)
   from the full edit.
+
+On the validation pairs every setting below is run (the presets are chosen among them); on the
+test pairs only the full edit and the presets, whose figures are the report.
 """
 from __future__ import annotations
 
@@ -81,6 +84,15 @@ SETTINGS: dict[str, dict] = {
 }
 
 
+def settings_for(split: str) -> dict[str, dict]:
+    """The rows of a run: every setting on the validation pairs (where the presets are chosen from
+    them), the full edit and the presets on the test pairs (where the chosen presets are reported)."""
+    if split == "validation":
+        return SETTINGS
+    return {FULL: {}, **{f"preset {name}": custom_inputs(saving) for name, saving in PRESETS.items()
+                         if saving != PassSaving()}}
+
+
 def custom_inputs(saving: PassSaving) -> dict:
     """IP2P Fewer Passes (custom) inputs that make `saving`."""
     return {"text_start": saving.text_range[0], "text_end": saving.text_range[1],
@@ -120,11 +132,14 @@ class Probe:
     def __init__(self, path: Path):
         self.path, self.seen = path, 0
 
-    def new_loops(self) -> list[dict]:
+    def new_records(self) -> list[dict]:
         lines = self.path.read_text().splitlines() if self.path.exists() else []
         records = [json.loads(line) for line in lines[self.seen:]]
         self.seen = len(lines)
-        return [r for r in records if "loop_seconds" in r]
+        return records
+
+    def new_loops(self) -> list[dict]:
+        return [r for r in self.new_records() if "loop_seconds" in r]
 
 
 def passes_per_edit(loops: list[dict], edits_per_loop: list[int]) -> float:
@@ -147,7 +162,7 @@ def run(args) -> dict:
             report["host"] = host.kind
             full = None
             batches = [min(BATCH, len(pairs) - i) for i in range(0, len(pairs), BATCH)]
-            for name, inputs in SETTINGS.items():
+            for name, inputs in settings_for(args.split).items():
                 edits = pack_edits(host, names, pairs, **with_setting(inputs))
                 loops = probe.new_loops()
                 scores = [score(p, e) for p, e in zip(pairs, edits)]
