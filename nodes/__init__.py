@@ -7,6 +7,7 @@ from .guider import IP2PGuider
 from .invert import IP2PInvert
 from .loader import IP2PCheckpointLoader, IP2PDiffusersLoader, IP2PUNetLoader
 from .make_model import IP2PAddDifference, IP2PFromSDModel
+from .relevance import IP2PRelevanceMask
 from .sampler import IP2PSampler
 from .save import IP2PSaveCheckpoint
 from .schedule import IP2PGuidanceSchedule
@@ -31,6 +32,7 @@ NODE_CLASS_MAPPINGS = {
     "IP2PFewerPassesCustom": IP2PFewerPassesCustom,
     "IP2PStepCache": IP2PStepCache,
     "IP2PInvert": IP2PInvert,
+    "IP2PRelevanceMask": IP2PRelevanceMask,
 }
 
 NODE_DISPLAY_NAME_MAPPINGS = {
@@ -51,4 +53,5 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "IP2PFewerPassesCustom": "IP2P Fewer Passes (custom)",
     "IP2PStepCache": "IP2P Step Cache",
     "IP2PInvert": "IP2P Invert",
+    "IP2PRelevanceMask": "IP2P Relevance Mask",
 }

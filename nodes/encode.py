@@ -40,11 +40,12 @@ def encode_image_into(positive, negative, vae, image, resolution=0, mask=None, m
         log.info("IP2P Encode: %dx%d framed to %dx%d for the VAE", framing.source[1], framing.source[0],
                  framing.padded[1], framing.padded[0])
     latent = host.encode_mode(vae, pixels)
-    values = {IMAGE_KEY: latent, FRAMING_KEY: framing.to_dict()}
+    # The framed pixels travel too: IP2P Decode keeps them outside a mask, drawn here or made later
+    # by IP2P Relevance Mask.
+    values = {IMAGE_KEY: latent, FRAMING_KEY: framing.to_dict(), SOURCE_KEY: pixels}
     out_latent = {"samples": torch.zeros_like(latent), FRAMING_KEY: framing.to_dict()}
     if mask is not None:
         values[MASK_KEY] = frame(feather(check_mask(mask, image), mask_feather), framing)
-        values[SOURCE_KEY] = pixels
         # SamplerCustomAdvanced keeps the latent outside its noise_mask: it must be the image's.
         out_latent.update(samples=latent.clone(), noise_mask=values[MASK_KEY])
     return with_values(positive, **values), with_values(negative, **values), out_latent

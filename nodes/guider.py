@@ -153,13 +153,15 @@ class IP2PGuider:
 
 def make_guider(model, positive, negative, text_cfg: float, image_cfg: float,
                 text_cfg_schedule: Optional[CfgSchedule] = None, image_cfg_schedule: Optional[CfgSchedule] = None,
-                rescale: float = 0.0, saving: Optional[PassSaving] = None) -> DualCFGGuider:
-    """The guider both nodes use; a connected schedule replaces the constant scale. Its model
-    gets PyTorch attention where the host fell back to sub-quadratic on the CPU (nodes/attention.py),
-    and step caching when `saving` asks for it."""
+                rescale: float = 0.0, saving: Optional[PassSaving] = None,
+                kind: type[DualCFGGuider] = DualCFGGuider) -> DualCFGGuider:
+    """The guider the nodes use (`kind`: a subclass that asks the model something else with the same
+    conditionings); a connected schedule replaces the constant scale. Its model gets PyTorch attention
+    where the host fell back to sub-quadratic on the CPU (nodes/attention.py), and step caching when
+    `saving` asks for it."""
     require_ip2p_model(model, "the model input")
     saving = saving or PassSaving()
-    guider = DualCFGGuider(with_pytorch_attention(with_step_cache(model, saving.cache_interval, saving.cache_depth)))
+    guider = kind(with_pytorch_attention(with_step_cache(model, saving.cache_interval, saving.cache_depth)))
     guider.set_conds(positive, negative)
     guider.set_cfg(text_cfg_schedule or CfgSchedule("constant", text_cfg),
                    image_cfg_schedule or CfgSchedule("constant", image_cfg), rescale, saving)
