@@ -43,7 +43,7 @@ def score(pair: EditPair, result: Image.Image) -> EditScore:
     edited, target, original = (_pixels(image, size) for image in (result, pair.edited, pair.original))
     region, expected = _checked_region(pair, size)
     named_change = all(_nearest(edited[mask].mean(axis=0) * 255) == colour for mask, colour in zip(region, expected))
-    untouched = ~_changed(pair, size)
+    untouched = ~changed_region(pair, size)
     worst = max((float(((edited - target)[mask] ** 2).mean()) for mask in unnamed_regions(pair, size)), default=0.0)
     return EditScore(
         kind=pair.edit.kind, held_out_phrasing=pair.held_out_phrasing,
@@ -89,7 +89,7 @@ def unnamed_regions(pair: EditPair, size: int) -> list[np.ndarray]:
     named one (a night edit names none: each shape must turn its own night colour), and the
     background where neither the input nor the target has a shape (for recolour, remove, move
     and add), all kept EDGE pixels clear of what the edit changes."""
-    untouched = ~_changed(pair, size)
+    untouched = ~changed_region(pair, size)
     edit, before, after = pair.edit, pair.before, pair.after
     shapes = [s for s in after.shapes if s.kind != edit.shape]  # global edits name no shape: ""
     clear = np.ones_like(untouched) if edit.kind == "night" else untouched  # night changes every pixel
@@ -114,7 +114,7 @@ def _checked_region(pair: EditPair, size: int) -> tuple[list[np.ndarray], list[s
     return [_inner(new), _inner(old & ~new)], [_named(after, edit.shape).color, after.background]
 
 
-def _changed(pair: EditPair, size: int) -> np.ndarray:
+def changed_region(pair: EditPair, size: int) -> np.ndarray:
     """Where the target differs from the input (grown by EDGE): everything else should stay."""
     difference = np.asarray(pair.edited, dtype=np.int16) != np.asarray(pair.original, dtype=np.int16)
     grown = Image.fromarray(difference.any(axis=2).astype(np.uint8) * 255).filter(ImageFilter.MaxFilter(2 * EDGE + 1))
