@@ -14,7 +14,7 @@ from training.evaluate_edits import score
 pytestmark = pytest.mark.host
 STEPS = 20
 # dB against the input, empty instruction, 20 Euler steps: above what random noise paints back (the
-# model, asked nothing, drifts toward its average edit); both are in benchmarks/RESULTS.md, "Inversion".
+# model, asked nothing, drifts toward its average edit); both are in benchmarks/RESULTS.md, "Inversion on the demo model".
 ROUND_TRIP_PSNR = 19.0
 LOCAL_KINDS = ("recolor", "remove", "move", "add")
 
