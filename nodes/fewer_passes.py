@@ -47,10 +47,11 @@ class IP2PFewerPassesCustom(_FewerPassesNode):
 
 
 PRESET_TOOLTIP = ("faithful: all three predictions at every step, the edit without this node. "
-                  "balanced: step caching every 2nd step (the UNet's deep blocks reused). "
-                  "fast: both guidance terms only over the first 30 % of the schedule, plus step caching every "
-                  "2nd step. Time and error of each against faithful: benchmarks/RESULTS.md, "
-                  "'Fewer UNet passes on the demo model'.")
+                  "balanced: each guidance term stops once its two predictions agree (cosine similarity above "
+                  "0.99); the remaining steps compute the instruction + image prediction alone. "
+                  "fast: the same at 0.995, plus step caching every 2nd step (the UNet's deep blocks reused). "
+                  "Chosen on the demo model's validation pairs; time and error of each against faithful on its "
+                  "test pairs: benchmarks/RESULTS.md, 'Fewer UNet passes on the demo model'.")
 
 
 class IP2PFewerPasses(_FewerPassesNode):

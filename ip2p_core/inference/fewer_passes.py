@@ -89,6 +89,6 @@ class PassPlan:
 # model's pairs; what each costs and saves: benchmarks/RESULTS.md, "Fewer UNet passes".
 PRESETS: dict[str, PassSaving] = {
     "faithful": PassSaving(),
-    "balanced": PassSaving(cache_interval=2),
-    "fast": PassSaving(text_range=(0.0, 0.3), image_range=(0.0, 0.3), cache_interval=2),
+    "balanced": PassSaving(agreement=0.99),
+    "fast": PassSaving(agreement=0.995, cache_interval=2),
 }
