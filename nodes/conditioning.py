@@ -11,6 +11,7 @@ IMAGE_KEY = "concat_latent_image"
 FRAMING_KEY = "ip2p_framing"  # how the image was padded/scaled, to undo after decoding
 MASK_KEY = "ip2p_mask"  # where to edit, at the framed pixel size
 SOURCE_KEY = "ip2p_source"  # the framed input pixels, to keep outside the mask after decoding
+DECODE_ONLY_KEY = "ip2p_mask_at_decoding_only"  # True: the sampler edits everywhere, IP2P Decode keeps the outside
 # What the sampler hands on to IP2P Decode in its LATENT.
 DECODE_KEYS = (FRAMING_KEY, MASK_KEY, SOURCE_KEY)
 
@@ -18,6 +19,11 @@ DECODE_KEYS = (FRAMING_KEY, MASK_KEY, SOURCE_KEY)
 def option(conditioning, key):
     """The first value of `key` in a conditioning's entries, or None."""
     return next((options[key] for _, options in conditioning if options.get(key) is not None), None)
+
+
+def sampling_mask(conditioning):
+    """The mask the sampler edits inside: None without one, or when IP2P Decode alone applies it."""
+    return None if option(conditioning, DECODE_ONLY_KEY) else option(conditioning, MASK_KEY)
 
 
 def with_values(conditioning, **values):

@@ -22,13 +22,13 @@ from ..ip2p_core.inference.relevance import (
     to_pixels,
 )
 from . import host
-from .conditioning import FRAMING_KEY, MASK_KEY, image_latent, option, with_values
+from .conditioning import DECODE_ONLY_KEY, FRAMING_KEY, MASK_KEY, image_latent, option, with_values
 from .guider import DualCFGGuider, make_guider
 from .sampler import edit_batch_size
 from .sampling_inputs import MODEL_AND_CONDITIONINGS
 
 log = logging.getLogger(__name__)
-RESULTS = "benchmarks/RESULTS.md, 'Relevance masks'"
+RESULTS = "benchmarks/RESULTS.md, 'Relevance masks on the demo model'"
 
 
 class RelevanceProbe(DualCFGGuider):
@@ -77,6 +77,12 @@ class IP2PRelevanceMask:
                                "tooltip": "Grows the mask by this many pixels, so the edit's border and a shape's "
                                           "edge are inside it. Raising it edits more around the named place."}),
         }, "optional": {
+            "while_sampling": ("BOOLEAN", {"default": DEFAULTS["while_sampling"],
+                                           "tooltip": "On: the sampler edits only inside the mask, blending the "
+                                                      "edit into the kept outside (as a drawn mask does). Off: the "
+                                                      "edit is made on the whole picture and IP2P Decode puts the "
+                                                      "input's pixels back outside the mask, so the inside is "
+                                                      f"exactly the unmasked edit. Default chosen in {RESULTS}."}),
             "feather": ("INT", {"default": DEFAULTS["feather"], "min": 0, "max": 256,
                                 "tooltip": "Softens the mask's border by about this many pixels, for a seamless "
                                            "blend; 0 keeps a hard border."}),
@@ -91,8 +97,8 @@ class IP2PRelevanceMask:
                              "tooltip": "Seed of the noise draws: the same seed and settings give the same mask."}),
         }}
 
-    def relevance(self, model, positive, negative, threshold, margin, feather=DEFAULTS["feather"],
-                  noise_level=DEFAULTS["noise_level"], draws=DEFAULTS["draws"], seed=0):
+    def relevance(self, model, positive, negative, threshold, margin, while_sampling=DEFAULTS["while_sampling"],
+                  feather=DEFAULTS["feather"], noise_level=DEFAULTS["noise_level"], draws=DEFAULTS["draws"], seed=0):
         image = image_latent(positive, "positive")
         image_latent(negative, "negative")
         batch = edit_batch_size(image.shape[0], positive[0][0].shape[0], negative[0][0].shape[0])
@@ -112,12 +118,15 @@ class IP2PRelevanceMask:
         if drawn is not None:  # a mask drawn in IP2P Encode bounds the relevant region
             mask = mask * drawn.to(mask)
         _warn_if_empty(mask, threshold)
-        latent = {"samples": start.clone(), "noise_mask": mask}
+        # SamplerCustomAdvanced edits inside the latent's noise_mask, starting from the image's latent.
+        latent = {"samples": start.clone(), "noise_mask": mask} if while_sampling else \
+            {"samples": torch.zeros_like(start)}
         if framing:
             latent[FRAMING_KEY] = framing
         shown = (unframe(mask, Framing.from_dict(framing)), unframe(relevance, Framing.from_dict(framing))) \
             if framing else (mask, relevance)
-        return with_values(positive, **{MASK_KEY: mask}), with_values(negative, **{MASK_KEY: mask}), latent, *shown
+        values = {MASK_KEY: mask, DECODE_ONLY_KEY: not while_sampling}
+        return with_values(positive, **values), with_values(negative, **values), latent, *shown
 
 
 def _warn_if_empty(mask: torch.Tensor, threshold: float) -> None:

@@ -57,6 +57,16 @@ def test_outside_the_relevance_mask_the_input_comes_back_exactly(host, preset):
     assert np.abs(edit[inside] - source[inside]).mean() > 1.0, "inside the mask the picture is edited"
 
 
+def test_kept_at_decoding_only_the_inside_is_the_unmasked_edit(host):
+    (unmasked,) = run(host, edit_graph())["8"]
+    saved = run(host, with_relevance(edit_graph(), while_sampling=False))
+    (edit,), (mask,) = saved["8"], saved["22"]
+    inside, outside = mask[..., 0] == 255, mask[..., 0] == 0
+    assert inside.any() and outside.any()
+    assert np.array_equal(edit[inside], unmasked[inside])
+    assert np.array_equal(edit[outside], input_pixels(host, SMALL_IMAGE)[outside])
+
+
 def test_the_mask_comes_back_at_the_input_size_from_a_working_resolution(host):
     saved = run(host, with_relevance(edit_graph(image=ODD_IMAGE, resolution=96)))
     (edit,), (mask,) = saved["8"], saved["22"]

@@ -6,9 +6,9 @@ instruction asks for a change and agree elsewhere. The channel-summed size of th
 averaged over a few noise draws and divided by its largest value, is the relevance map (0 = the
 instruction changes nothing here, 1 = the most-changed place). The authors' code also clips
 outliers above Q3 + 1.5 IQR and subtracts the smallest value; on the demo model's validation
-pairs that gave masks of less than two thirds the IoU, since a small edited region is itself the
+pairs that gave masks of markedly lower IoU, since a small edited region is itself the
 "outlier", and a global edit loses its least-changed part (benchmarks/RESULTS.md, "Relevance
-masks"). Thresholded, grown by a margin and feathered, the map is a mask for the pack's
+masks on the demo model"). Thresholded, grown by a margin and feathered, the map is a mask for the pack's
 masked-edit path, which keeps the rest of the picture.
 """
 from __future__ import annotations
@@ -24,8 +24,8 @@ from .masks import feather
 
 PAPER_NOISE_LEVEL = 0.8  # the authors' timestep 800 of 1000
 # IP2P Relevance Mask's defaults, chosen on the demo model's validation pairs
-# (benchmarks/RESULTS.md, "Relevance masks").
-DEFAULTS = {"noise_level": 0.6, "draws": 4, "threshold": 0.6, "margin": 4, "feather": 0}
+# (benchmarks/RESULTS.md, "Relevance masks on the demo model").
+DEFAULTS = {"noise_level": 0.6, "draws": 4, "threshold": 0.5, "margin": 4, "feather": 0, "while_sampling": True}
 # Below this largest difference (noise-prediction units, summed over the latent channels) the
 # instruction changes nothing: the two predictions then differ only by float rounding, which
 # scaling to 0..1 would blow up into a mask of noise. An instruction that edits is orders above it.
