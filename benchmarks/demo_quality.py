@@ -59,19 +59,9 @@ def pack_batch(names: list[str], instructions: list[str], seed: int, sampler: st
     1 loader, 2 IP2P Encode (Instruction), 3 IP2P Sampler (plus `sampler_inputs`, which may link
     to the added `nodes`), 4 IP2P Decode, 5 SaveImage."""
     graph = {"1": {"class_type": "IP2PCheckpointLoader", "inputs": {"ckpt_name": demo_model.CHECKPOINT_NAME}}}
-    images = []
-    for index, name in enumerate(names):
-        graph[f"l{index}"] = {"class_type": "LoadImage", "inputs": {"image": name}}
-        images.append([f"l{index}", 0])
-    while len(images) > 1:  # ImageBatch joins two at a time
-        joined = []
-        for a, b in zip(images[::2], images[1::2]):
-            node = f"b{len(graph)}"
-            graph[node] = {"class_type": "ImageBatch", "inputs": {"image1": a, "image2": b}}
-            joined.append([node, 0])
-        images = joined + images[len(images) // 2 * 2:]
+    images = loaded_batch(graph, names, "l")
     graph.update({
-        "2": {"class_type": "IP2PEncodeText", "inputs": {"clip": ["1", 1], "vae": ["1", 2], "image": images[0],
+        "2": {"class_type": "IP2PEncodeText", "inputs": {"clip": ["1", 1], "vae": ["1", 2], "image": images,
                                                          "instruction": "\n".join(instructions), "negative": "",
                                                          "one_instruction_per_line": True}},
         "3": {"class_type": "IP2PSampler", "inputs": {"model": ["1", 0], "positive": ["2", 0], "negative": ["2", 1],
@@ -84,6 +74,23 @@ def pack_batch(names: list[str], instructions: list[str], seed: int, sampler: st
         **(nodes or {}),
     })
     return graph
+
+
+def loaded_batch(graph: dict, names: list[str], prefix: str) -> list:
+    """Adds Load Image nodes `<prefix><i>` for the input pictures `names`, joined into one batch two
+    at a time (ImageBatch takes two), and returns the link to the batch."""
+    images = []
+    for index, name in enumerate(names):
+        graph[f"{prefix}{index}"] = {"class_type": "LoadImage", "inputs": {"image": name}}
+        images.append([f"{prefix}{index}", 0])
+    while len(images) > 1:
+        joined = []
+        for a, b in zip(images[::2], images[1::2]):
+            node = f"{prefix}b{len(graph)}"
+            graph[node] = {"class_type": "ImageBatch", "inputs": {"image1": a, "image2": b}}
+            joined.append([node, 0])
+        images = joined + images[len(images) // 2 * 2:]
+    return images[0]
 
 
 def native_single(checkpoint: str, name: str, instruction: str, seed: int, guider_inputs: set) -> dict:

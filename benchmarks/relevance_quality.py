@@ -12,10 +12,11 @@ image_cfg 1.5, the noise of seed + i for pair i (the same in every row):
   the true changed region (where the drawn target differs from the input, grown by the score's
   edge): IoU per edit kind;
 * edits: without a mask, with the relevance mask of each edit setting (on the validation pairs:
-  the paper's, the node's defaults and the best masks by IoU; on the test pairs: the defaults),
-  and with the true region drawn as a mask (the oracle): the strict success, the collateral MSE
-  (against the target where the instruction names nothing) and the MSE ratio to the unchanged
-  input, per kind (training/evaluate_edits.py);
+  the paper's, the node's defaults and the best masks by IoU, each also kept at decoding only,
+  i.e. the edit without the mask with the input put back outside it; on the test pairs: the
+  defaults, in both modes), and with the true region drawn as a mask (the oracle): the strict
+  success, the collateral MSE (against the target where the instruction names nothing) and the
+  MSE ratio to the unchanged input, per kind (training/evaluate_edits.py);
 * cost, on the first --timing-pairs pairs, one edit per prompt, with and without the mask
   alternately, --repeats times: the UNet passes per edit counted inside the host
   (benchmarks/host_probe) and the median prompt seconds, as a ratio to the edit alone.
@@ -41,7 +42,7 @@ from training.evaluate_edits import changed_region, score, summarise_by_kind
 from training.synthetic_shapes import EDIT_KINDS, EditPair, evaluation_pairs
 
 from . import report_cli
-from .demo_quality import BATCH, SEED, held_out_inputs, pack_batch, saved
+from .demo_quality import BATCH, SEED, held_out_inputs, loaded_batch, pack_batch, saved
 from .fewer_passes import Probe, passes_per_edit
 
 HERE = Path(__file__).resolve().parent
@@ -57,7 +58,8 @@ PAPER = {"noise_level": PAPER_NOISE_LEVEL, "draws": 1, "threshold": 0.5, "margin
 def label(setting: dict) -> str:
     return (f"noise {setting['noise_level']}, {setting['draws']} draw{'s' * (setting['draws'] > 1)}, "
             f"threshold {setting['threshold']}, margin {setting['margin']}"
-            + (f", feather {setting['feather']}" if setting.get("feather") else ""))
+            + (f", feather {setting['feather']}" if setting.get("feather") else "")
+            + ("; kept at decoding only" if setting.get("while_sampling") is False else ""))
 
 
 def with_relevance(setting: dict, save_outputs: bool):
@@ -86,21 +88,14 @@ def maps_only(hook):
     return only
 
 
-def with_oracle(mask_names: list[str]):
-    """A graph hook: the true changed regions, drawn as masks, into IP2P Encode's mask."""
+def with_oracle(mask_of: dict[str, str]):
+    """A graph hook: the true changed region of each input picture (`mask_of`: input name -> mask
+    image name), drawn as masks in the pictures' order, into IP2P Encode's mask."""
     def hook(graph: dict) -> dict:
-        images = []
-        for index, name in enumerate(mask_names):
-            graph[f"m{index}"] = {"class_type": "LoadImage", "inputs": {"image": name}}
-            images.append([f"m{index}", 0])
-        while len(images) > 1:
-            joined = []
-            for a, b in zip(images[::2], images[1::2]):
-                node = f"mb{len(graph)}"
-                graph[node] = {"class_type": "ImageBatch", "inputs": {"image1": a, "image2": b}}
-                joined.append([node, 0])
-            images = joined + images[len(images) // 2 * 2:]
-        graph["oracle"] = {"class_type": "ImageToMask", "inputs": {"image": images[0], "channel": "red"}}
+        pictures = sorted((node for node in graph if node.startswith("l") and node[1:].isdigit()),
+                          key=lambda node: int(node[1:]))
+        masks = loaded_batch(graph, [mask_of[graph[node]["inputs"]["image"]] for node in pictures], "m")
+        graph["oracle"] = {"class_type": "ImageToMask", "inputs": {"image": masks, "channel": "red"}}
         graph["2"]["inputs"]["mask"] = ["oracle", 0]
         return graph
     return hook
@@ -117,6 +112,14 @@ def run_batches(host, names: list[str], pairs: list[EditPair], hook=None, batch:
         for node in outputs:
             found.setdefault(node, []).extend(saved(host, {node: outputs[node]}))
     return found
+
+
+def kept_outside(source: Image.Image, edit: Image.Image, mask: Image.Image) -> Image.Image:
+    """The edit inside the mask and the source outside, as IP2P Decode keeps a masked edit's outside,
+    applied to an edit made without the mask: what the mask gives when it does not steer sampling."""
+    weight = np.asarray(mask.convert("L"), dtype=np.float64)[..., None] / 255.0
+    mixed = np.asarray(edit, dtype=np.float64) * weight + np.asarray(source, dtype=np.float64) * (1.0 - weight)
+    return Image.fromarray(np.rint(mixed).astype(np.uint8))
 
 
 def as_map(image: Image.Image) -> torch.Tensor:
@@ -146,8 +149,8 @@ def choose_edit_settings(split: str, mask_table: dict) -> list[dict]:
     """What is edited with a relevance mask: on the test pairs the node's defaults; on the validation
     pairs the paper's, the defaults and the best masks by IoU."""
     defaults = dict(DEFAULTS)
-    if split == "test":
-        return [defaults]
+    if split == "test":  # the defaults, and the same mask in the other mode
+        return [defaults, {**defaults, "while_sampling": not defaults["while_sampling"]}]
     ranked = sorted(mask_table.values(), key=lambda row: -row["iou"]["overall"])
     chosen = [PAPER, defaults, *({**row["setting"], "feather": 0} for row in ranked[:BEST_BY_IOU])]
     unique = []
@@ -234,16 +237,19 @@ def run(args) -> dict:
                 log.info("masks at noise %s, %s draws done", noise_level, draws)
             unmasked = run_batches(host, names, pairs)["5"]
             report["edits"]["without a mask"] = edit_row(pairs, unmasked)
-            oracle_names = []
-            for index, pair in enumerate(pairs):
-                path = host.work_dir / "pairs" / f"truth{index:04d}.png"
+            mask_of = {}
+            for name, pair in zip(names, pairs):
+                path = host.work_dir / "pairs" / f"truth_{name}"
                 Image.fromarray(changed_region(pair, pair.original.size[0]).astype(np.uint8) * 255).save(path)
-                oracle_names.append(host.add_input(path))
+                mask_of[name] = host.add_input(path)
             report["edits"]["oracle: the true region drawn as a mask"] = edit_row(
-                pairs, run_batches(host, names, pairs, with_oracle(oracle_names))["5"])
+                pairs, run_batches(host, names, pairs, with_oracle(mask_of))["5"])
             for setting in choose_edit_settings(args.split, report["masks"]):
                 saved = run_batches(host, names, pairs, with_relevance(setting, True))
                 report["edits"][label(setting)] = edit_row(pairs, saved["5"])
+                if args.split == "validation" and setting.get("while_sampling", True):
+                    report["edits"][label({**setting, "while_sampling": False})] = edit_row(pairs, [
+                        kept_outside(p.original, e, m) for p, e, m in zip(pairs, unmasked, saved["mask_save"])])
                 log.info("%s: %s", label(setting), report["edits"][label(setting)]["overall"])
                 if args.picture and setting == dict(DEFAULTS):
                     report["picture"] = picture(pairs, saved["mask_save"], unmasked, saved["5"], args.picture)
