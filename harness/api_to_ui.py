@@ -117,6 +117,13 @@ LAYOUTS = {
         "right-click Load Image -> Open in MaskEditor and connect its MASK output to the encode node's mask "
         "instead of Load Image (as Mask).",
         _groups(("Model, image and mask", "1 2 7", BLUE), EDIT, RESULT)),
+    "relevance_mask_edit": Layout(
+        "A local edit without drawing a mask: IP2P Relevance Mask asks the model where the instruction changes "
+        "its prediction and keeps the edit there; IP2P Decode returns the input's exact pixels everywhere else. "
+        "The preview shows the mask. Raise threshold to edit less of the picture, margin to edit more around "
+        "the named place. What it keeps and costs: benchmarks/RESULTS.md, 'Relevance masks on the demo model'.",
+        _groups(LOAD, ("Instruction and where it belongs", "3 4 8 9", PURPLE), ("Edit", "5", GREEN),
+                ("Result", "6 7", BROWN)), rows=(2, 2)),
     "color_match_edit": Layout(
         "Edit, then IP2P Color Match pulls the edit's colours and contrast back to the source's (CIELAB "
         "mean and spread; strength 0.8). Leave it out for edits meant to change colours ('make it night').",
@@ -140,9 +147,9 @@ LAYOUTS = {
         "steps, sampler, scheduler and denoise; the sampler must not add noise (Euler, not Euler ancestral).",
         _groups(LOAD, ("Instruction and inversion", "3 4", PURPLE), ("Edit", "5", GREEN), ("Result", "6 7", BROWN))),
     "fast_edit": Layout(
-        "The same kind of edit in fewer UNet passes: IP2P Fewer Passes' fast preset computes both guidance terms "
-        "only over the first 30 % of the steps and reuses the UNet's deep features every other step (32 "
-        "UNet passes instead of 60 at 20 steps). balanced keeps every pass and caches steps only; faithful "
+        "The same kind of edit in fewer UNet passes: IP2P Fewer Passes' fast preset stops each guidance term "
+        "once its two predictions agree (after that, one UNet pass per step instead of three) and reuses the UNet's "
+        "deep features every other step. balanced stops the terms the same way without step caching; faithful "
         "is the edit without the node. What each costs: benchmarks/RESULTS.md.",
         _groups(LOAD, ("Instruction and preset", "3 4", PURPLE), ("Edit", "5", GREEN), ("Result", "6 7", BROWN))),
     "working_resolution_edit": Layout(
