@@ -4,7 +4,7 @@ Between IP2P Encode and the sampler: the model is asked, at one noise level and 
 draws, for its prediction with the instruction and without it (ip2p_core/inference/relevance.py);
 where they differ is the edit's region. The conditionings and latent come out as IP2P Encode's
 with that mask, so the sampler edits inside it and IP2P Decode keeps the input's exact pixels
-outside it, the same path a drawn mask takes.
+outside it, the same path a drawn mask takes (with while_sampling off, IP2P Decode alone applies it).
 """
 import logging
 
