@@ -25,7 +25,7 @@ from training.synthetic_shapes import evaluation_pairs
 
 from . import report_cli
 from .demo_quality import diffusers_pipeline
-from .relevance_quality import MAP_GRID, MASK_GRID, iou_by_kind
+from .relevance_quality import MAP_GRID, MASK_GRID, iou_by_kind, true_regions
 
 log = logging.getLogger("relevance_normalisation")
 DRAWS = max(MAP_GRID["draws"])
@@ -75,13 +75,13 @@ def differences(pipe, pairs, noise_level: float) -> list[torch.Tensor]:
 def run(args) -> dict:
     pairs = evaluation_pairs("validation", args.pairs, demo_model.IMAGE_SIZE)
     pipe = diffusers_pipeline(checkpoint_file(CACHE))
-    rows = []
+    rows, truths = [], true_regions(pairs)
     for noise_level in MAP_GRID["noise_level"]:
         raw = differences(pipe, pairs, noise_level)
         for draws, (name, scale) in itertools.product(MAP_GRID["draws"], SCALINGS.items()):
             maps = [to_pixels(scale([d[:draws].mean(dim=0, keepdim=True)]), pairs[0].original.size[::-1])[0]
                     for d in raw]
-            best = max((iou_by_kind(pairs, maps, threshold, margin) | {"threshold": threshold, "margin": margin}
+            best = max((iou_by_kind(pairs, truths, maps, threshold, margin) | {"threshold": threshold, "margin": margin}
                         for threshold, margin in itertools.product(*MASK_GRID.values())),
                        key=lambda row: row["overall"])
             rows.append({"scaling": name, "noise_level": noise_level, "draws": draws, **best})

@@ -35,6 +35,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from ip2p_core import demo_model
+from ip2p_core.inference.masks import composite
 from ip2p_core.inference.relevance import DEFAULTS, PAPER_NOISE_LEVEL, relevance_mask
 from tools.comfy_host import ComfyHost
 from tools.demo_checkpoint import CACHE, checkpoint_file
@@ -50,8 +51,6 @@ log = logging.getLogger("relevance_quality")
 MAP_GRID = {"noise_level": (0.6, 0.7, 0.8), "draws": (1, 4)}
 MASK_GRID = {"threshold": (0.3, 0.4, 0.5, 0.6, 0.7), "margin": (0, 2, 4)}
 BEST_BY_IOU = 3  # validation: this many of the best masks by IoU are also edited
-
-
 PAPER = {"noise_level": PAPER_NOISE_LEVEL, "draws": 1, "threshold": 0.5, "margin": 0, "feather": 0}
 
 
@@ -115,11 +114,12 @@ def run_batches(host, names: list[str], pairs: list[EditPair], hook=None, batch:
 
 
 def kept_outside(source: Image.Image, edit: Image.Image, mask: Image.Image) -> Image.Image:
-    """The edit inside the mask and the source outside, as IP2P Decode keeps a masked edit's outside,
-    applied to an edit made without the mask: what the mask gives when it does not steer sampling."""
-    weight = np.asarray(mask.convert("L"), dtype=np.float64)[..., None] / 255.0
-    mixed = np.asarray(edit, dtype=np.float64) * weight + np.asarray(source, dtype=np.float64) * (1.0 - weight)
-    return Image.fromarray(np.rint(mixed).astype(np.uint8))
+    """An edit made without the mask, with the source put back outside the mask by IP2P Decode's own
+    composite: what the mask gives when it does not steer sampling."""
+    pixels = [torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0)[None]
+              for image in (edit, source)]
+    mixed = composite(*pixels, as_map(mask)[None])[0].numpy()
+    return Image.fromarray(np.rint(mixed * 255.0).astype(np.uint8))
 
 
 def as_map(image: Image.Image) -> torch.Tensor:
@@ -131,10 +131,16 @@ def iou(mask: np.ndarray, truth: np.ndarray) -> float:
     return float((mask & truth).sum() / union) if union else 1.0
 
 
-def iou_by_kind(pairs: list[EditPair], relevance: list[torch.Tensor], threshold: float, margin: int) -> dict:
+def true_regions(pairs: list[EditPair]) -> list[np.ndarray]:
+    """Where each pair's target differs from its input (grown by the score's edge)."""
+    return [changed_region(p, p.original.size[0]) for p in pairs]
+
+
+def iou_by_kind(pairs: list[EditPair], truths: list[np.ndarray], relevance: list[torch.Tensor], threshold: float,
+                margin: int) -> dict:
     """The masks' IoU against the true changed regions, per kind and overall (the mean of the kinds)."""
     masks = relevance_mask(torch.stack(relevance), threshold, margin, 0).numpy() >= 0.5
-    values = [(p.edit.kind, iou(m, changed_region(p, m.shape[0]))) for p, m in zip(pairs, masks)]
+    values = [(p.edit.kind, iou(m, truth)) for p, m, truth in zip(pairs, masks, truths)]
     kinds = {kind: float(np.mean([v for k, v in values if k == kind])) for kind in EDIT_KINDS
              if any(k == kind for k, _ in values)}
     return {**kinds, "overall": float(np.mean(list(kinds.values())))}
@@ -223,6 +229,7 @@ def run(args) -> dict:
             names, _ = held_out_inputs(host, pairs, checkpoint_file(CACHE))
             report["host"] = host.kind
             defaults = dict(DEFAULTS)
+            truths = true_regions(pairs)
             grid = MAP_GRID if args.split == "validation" else {k: (defaults[k],) for k in MAP_GRID}
             for noise_level, draws in itertools.product(*grid.values()):
                 maps = run_batches(host, names, pairs, maps_only(with_relevance(
@@ -232,15 +239,15 @@ def run(args) -> dict:
                                        else ((defaults["threshold"],), (defaults["margin"],)))
                 for threshold, margin in itertools.product(thresholds, margins):
                     setting = {"noise_level": noise_level, "draws": draws, "threshold": threshold, "margin": margin}
-                    report["masks"][label(setting)] = {"setting": setting,
-                                                       "iou": iou_by_kind(pairs, relevance, threshold, margin)}
+                    report["masks"][label(setting)] = {
+                        "setting": setting, "iou": iou_by_kind(pairs, truths, relevance, threshold, margin)}
                 log.info("masks at noise %s, %s draws done", noise_level, draws)
             unmasked = run_batches(host, names, pairs)["5"]
             report["edits"]["without a mask"] = edit_row(pairs, unmasked)
             mask_of = {}
-            for name, pair in zip(names, pairs):
+            for name, truth in zip(names, truths):
                 path = host.work_dir / "pairs" / f"truth_{name}"
-                Image.fromarray(changed_region(pair, pair.original.size[0]).astype(np.uint8) * 255).save(path)
+                Image.fromarray(truth.astype(np.uint8) * 255).save(path)
                 mask_of[name] = host.add_input(path)
             report["edits"]["oracle: the true region drawn as a mask"] = edit_row(
                 pairs, run_batches(host, names, pairs, with_oracle(mask_of))["5"])
