@@ -12,7 +12,8 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 PACK_PACKAGES = ("nodes", "ip2p_core")
 NOT_IN_THE_PACK = {"diffusers": "the training and reference library", "transformers": "the training library",
-                   "ctypes": "C-library bindings", "training": "the pack's trainer", "harness": "the test harness",
+                   "ctypes": "C-library bindings", "ray": "the batch tool's distributed engine",
+                   "tqdm": "the tools' progress bars", "training": "the pack's trainer", "harness": "the test harness",
                    "tools": "the headless tools", "benchmarks": "the benchmarks", "tests": "the tests"}
 
 

@@ -134,20 +134,24 @@ class ComfyClient:
     def upload(self, path: Path, subfolder: str) -> str:
         """Uploads an image into the server's input/<subfolder> (never over a file there); the
         name Load Image takes."""
+        return self.upload_bytes(path.name, path.read_bytes(), subfolder)
+
+    def upload_bytes(self, name: str, data: bytes, subfolder: str) -> str:
+        """`upload` for an image's bytes named `name` (a worker that has no copy of the file)."""
         boundary = uuid.uuid4().hex
         fields = [("subfolder", subfolder), ("type", "input"), ("overwrite", "false")]
         body = b"".join(f"--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n".encode()
                         for k, v in fields)
-        kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        body += (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"{path.name}\"\r\n"
-                 f"Content-Type: {kind}\r\n\r\n").encode() + path.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
+        kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        body += (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"{name}\"\r\n"
+                 f"Content-Type: {kind}\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
         request = urllib.request.Request(self.url + "/upload/image", data=body, method="POST",
                                          headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
         try:
             with urllib.request.urlopen(request, timeout=120) as response:
                 answer = json.loads(response.read())
         except urllib.error.HTTPError as exc:
-            raise HostError(f"upload of {path.name} refused: HTTP {exc.code} {exc.read()[:200]!r}",
+            raise HostError(f"upload of {name} refused: HTTP {exc.code} {exc.read()[:200]!r}",
                             kind="http") from None
         return f"{answer['subfolder']}/{answer['name']}" if answer.get("subfolder") else answer["name"]
 

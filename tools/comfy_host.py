@@ -58,6 +58,10 @@ ENV_COMFYUI_DIR = "IP2P_COMFYUI_DIR"
 ENV_COMFYUI_PYTHON = "IP2P_COMFYUI_PYTHON"
 
 _LOG_NAME = "comfyui.log"
+# Runs the command after asking Linux to kill it when its parent dies (prctl PR_SET_PDEATHSIG,
+# kept across exec); exits at once if the parent (argv[1]) is already gone.
+_DIE_WITH_PARENT = ("import ctypes, os, signal, sys; ctypes.CDLL(None).prctl(1, signal.SIGKILL); "
+                    "os.getppid() == int(sys.argv[1]) or sys.exit(1); os.execvp(sys.argv[2], sys.argv[2:])")
 
 
 def _free_port() -> int:
@@ -91,12 +95,16 @@ class ComfyHost(ComfyClient):
         extra_args: appended to the command line.
         env: extra environment variables for the server process.
         startup_timeout: seconds to wait for the HTTP server to answer.
+        cpu: ``--cpu`` (the tests); False lets the server use the GPUs it sees.
+        die_with_parent: on Linux, the server is killed when the process that started it dies
+            (a Ray actor killed hard must not leave its server running).
     """
 
     def __init__(self, base_dir: os.PathLike | str, *, pack_dir: os.PathLike | str | None = None,
                  pack: bool = True, comfyui_dir: os.PathLike | str | None = None,
                  python: str | None = None, extra_args: Sequence[str] = (),
-                 env: Mapping[str, str] | None = None, startup_timeout: float = 300.0):
+                 env: Mapping[str, str] | None = None, startup_timeout: float = 300.0,
+                 cpu: bool = True, die_with_parent: bool = False):
         super().__init__(url="")  # the URL comes with the port, when the server starts
         base_dir = Path(base_dir)
         base_dir.mkdir(parents=True, exist_ok=True)
@@ -134,6 +142,8 @@ class ComfyHost(ComfyClient):
         self.extra_args = list(extra_args)
         self.extra_env = dict(env or {})
         self.startup_timeout = startup_timeout
+        self.cpu = cpu
+        self.die_with_parent = die_with_parent and sys.platform.startswith("linux")
         self.port: int | None = None
         self.proc: subprocess.Popen | None = None
         self.startup_seconds: float | None = None
@@ -146,7 +156,7 @@ class ComfyHost(ComfyClient):
 
     def command(self, port: int) -> list[str]:
         """The command line the server is started with."""
-        common = ["--cpu", "--listen", "127.0.0.1", "--port", str(port)]
+        common = [*(["--cpu"] if self.cpu else []), "--listen", "127.0.0.1", "--port", str(port)]
         if self.kind == "upstream":
             db = self.user_dir / "comfyui.db"
             cmd = [self.python, str(self.comfyui_dir / "main.py"), *common,
@@ -155,8 +165,9 @@ class ComfyHost(ComfyClient):
         else:
             # --disable-known-models: the PyPI package otherwise lists (and
             # downloads on use) a catalogue of hub models beside local files.
-            cmd = [*_pypi_command(self.python), *common[:1], "-w", str(self.work_dir),
-                   *common[1:], "--disable-known-models"]
+            cmd = [*_pypi_command(self.python), "-w", str(self.work_dir), *common, "--disable-known-models"]
+        if self.die_with_parent:
+            cmd = [self.python, "-c", _DIE_WITH_PARENT, str(os.getpid()), *cmd]
         return cmd + self.extra_args
 
     def _environment(self) -> dict[str, str]:

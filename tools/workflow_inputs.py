@@ -75,6 +75,18 @@ def with_inputs(prompt: Prompt, *, image: Optional[str] = None,
     return out
 
 
+def instructions_of(prompt: Prompt) -> list[str]:
+    """The workflow's instructions, one per edit that holds its own text, in the order they run."""
+    texts = [prompt[node_id]["inputs"][name] for node_id, name in _instruction_slots(prompt)]
+    return list(dict.fromkeys(text for text in texts if isinstance(text, str)))
+
+
+def seeds_of(prompt: Prompt) -> list[int]:
+    """The seeds the workflow's samplers take, in node order."""
+    return [node["inputs"][SEED_INPUTS[node["class_type"]]] for node in prompt.values()
+            if node["class_type"] in SEED_INPUTS and not is_link(node["inputs"].get(SEED_INPUTS[node["class_type"]]))]
+
+
 class InstructionCountError(ValueError):
     """The workflow holds a different number of instructions than were given."""
 

@@ -1,0 +1,150 @@
+"""tools/batch_edit.py --ray: a folder shared out over Ray actors, each with its own PyPI-host ComfyUI
+on loopback, with the shipped demo model (a local Ray started by the tool, as a user runs it)."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tools import batch_edit
+from tools.comfy_host import REPO_ROOT
+from training.paired_data import read_pairs
+from training.synthetic_shapes import evaluation_pairs
+
+pytestmark = pytest.mark.host
+WORKFLOW = REPO_ROOT / "workflows" / "basic_edit.api.json"
+INSTRUCTION = "make the square red"
+WORKER_FOLDER = "ip2p-batch-worker-"  # in each worker server's command line (tools/batch_ray.py)
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory) -> Path:
+    """Twelve test-split scenes like those the demo model learnt."""
+    folder = tmp_path_factory.mktemp("scenes")
+    for index, pair in enumerate(evaluation_pairs("test", 12, 64)):
+        pair.original.save(folder / f"scene{index:02d}.png")
+    return folder
+
+
+def run(images: Path, out: Path, *extra) -> int:
+    return batch_edit.main([str(a) for a in ("--workflow", WORKFLOW, "--input-dir", images, "--output-dir", out,
+                                             "--instruction", INSTRUCTION, "--steps", 4, "--seed", 7, *extra)])
+
+
+def manifest(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+
+
+def pixels(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path))
+
+
+def worker_servers() -> dict[int, str]:
+    """pid -> command line of every running ComfyUI a batch worker started."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if WORKER_FOLDER in command and "--port" in command:
+                found[int(entry.name)] = command
+    return found
+
+
+def test_two_workers_edit_each_image_once_as_one_server_does(scenes, tmp_path):
+    alone, pooled, pairs = tmp_path / "alone", tmp_path / "pooled", tmp_path / "pairs"
+    assert run(scenes, alone) == 0
+    assert run(scenes, pooled, "--ray", "--workers", 2, "--pairs-out", pairs) == 0
+
+    records = manifest(pooled)
+    assert sorted(r["input"] for r in records) == sorted(p.name for p in scenes.iterdir())
+    assert all(r["error"] is None and not r["retried_after"] for r in records)
+    assert len({r["worker"] for r in records}) == 2, "both workers took images"
+    written = sorted(p.name for p in pooled.iterdir() if p.suffix == ".png")
+    assert written == sorted(o for r in records for o in r["outputs"]), "each image's output exists once"
+    assert written == sorted(p.name for p in alone.iterdir() if p.suffix == ".png"), "the same names as one server"
+    for name in written:
+        assert np.array_equal(pixels(pooled / name), pixels(alone / name)), f"{name} differs from one server's"
+
+    triplets = read_pairs(pairs)
+    assert len(triplets) == 12 and {t.instruction for t in triplets} == {INSTRUCTION}
+    for triplet in triplets:
+        edited = Path(triplet.edited)
+        assert np.array_equal(pixels(edited), pixels(pooled / f"{edited.parent.name}.png"))
+        assert Path(triplet.original).read_bytes() == (scenes / (edited.parent.name.split("_edited_")[0] + ".png")
+                                                       ).read_bytes()
+
+
+def test_a_server_killed_mid_batch_costs_no_image(scenes, tmp_path):
+    out = tmp_path / "out"
+    killed = []
+
+    def kill_one_server_after_two_results():
+        while not killed:
+            if (out / "manifest.jsonl").is_file() and len(manifest(out)) >= 2 and (servers := worker_servers()):
+                pid = min(servers)
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=kill_one_server_after_two_results, daemon=True)
+    watcher.start()
+    assert run(scenes, out, "--ray", "--workers", 2) == 0, "every image is still edited"
+    watcher.join(timeout=5)
+    assert killed, "the watcher killed a server"
+
+    records = manifest(out)
+    assert sorted(r["input"] for r in records) == sorted(p.name for p in scenes.iterdir()), "each image once"
+    assert all(r["error"] is None for r in records)
+    retried = [r for r in records if r["retried_after"]]
+    assert len(retried) == 1, "the image the dead server held was edited again, elsewhere"
+    [why] = retried[0]["retried_after"]
+    assert why.split(": ")[0] != retried[0]["worker"] and ("server exited" in why or "actor died" in why), why
+    assert len({r["worker"] for r in records}) == 3, "the dead server's worker was replaced by a new one"
+    assert not worker_servers(), "every worker's server is stopped at the end"
+
+
+def test_an_interrupted_batch_resumes_without_redoing_finished_images(scenes, tmp_path):
+    images, out = tmp_path / "images", tmp_path / "out"
+    images.mkdir()
+    for scene in sorted(scenes.iterdir())[:6]:
+        (images / scene.name).write_bytes(scene.read_bytes())
+    (images / "scene99_broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not an image")
+    command = [sys.executable, "-m", "tools.batch_edit", "--workflow", WORKFLOW, "--input-dir", images,
+               "--output-dir", out, "--instruction", INSTRUCTION, "--steps", 4, "--seed", 7, "--ray", "--workers", 2]
+    driver = subprocess.Popen([str(c) for c in command], cwd=REPO_ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 240
+    while not ((out / "manifest.jsonl").is_file() and len(manifest(out)) >= 2):
+        assert driver.poll() is None and time.monotonic() < deadline, driver.communicate()[0]
+        time.sleep(0.05)
+    driver.send_signal(signal.SIGINT)  # Ctrl-C
+    log = driver.communicate(timeout=120)[0]
+    assert driver.returncode == 130, log
+    assert "rerun with --resume" in log
+    assert not worker_servers(), "Ctrl-C stopped the workers' servers"
+    first = manifest(out)
+    finished = {r["input"]: r["outputs"] for r in first if r["error"] is None}
+    assert len(first) < 7 and finished, "interrupted part-way"
+    kept = {name: (out / name).read_bytes() for outputs in finished.values() for name in outputs}
+    assert sorted(p.name for p in out.iterdir() if p.suffix == ".png") == sorted(kept), "no partial file left"
+
+    with pytest.raises(SystemExit, match="pass --resume"):
+        run(images, out)
+    assert run(images, out, "--resume") == 1, "the broken image fails"
+    records = manifest(out)[len(first):]
+    assert not {r["input"] for r in records} & set(finished), "nothing finished is redone"
+    assert {r["input"] for r in records if r["error"] is None} | set(finished) == {f"scene{i:02d}.png"
+                                                                                   for i in range(6)}
+    [broken] = [r for r in records if r["error"] is not None]
+    assert broken["input"] == "scene99_broken.png" and "LoadImage" in broken["error"]
+    assert all((out / name).read_bytes() == data for name, data in kept.items())
