@@ -1,8 +1,10 @@
 """tools/batch_edit.py --ray: a folder shared out over Ray actors, each with its own PyPI-host ComfyUI
 on loopback, with the shipped demo model (a local Ray started by the tool, as a user runs it)."""
 import json
+import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -11,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import IP2P_CKPT
 from PIL import Image
 
 from tools import batch_edit
@@ -44,6 +47,14 @@ def manifest(out: Path) -> list[dict]:
 
 def pixels(path: Path) -> np.ndarray:
     return np.asarray(Image.open(path))
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie waiting for its reaper is not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def worker_servers() -> dict[int, str]:
@@ -148,3 +159,36 @@ def test_an_interrupted_batch_resumes_without_redoing_finished_images(scenes, tm
     [broken] = [r for r in records if r["error"] is not None]
     assert broken["input"] == "scene99_broken.png" and "LoadImage" in broken["error"]
     assert all((out / name).read_bytes() == data for name, data in kept.items())
+
+
+def test_workers_attached_to_running_servers_leave_out_one_that_does_not_answer(host, scenes, tmp_path, caplog):
+    with socket.socket() as unused:  # a port nothing listens on once this closes
+        unused.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{unused.getsockname()[1]}"
+    out = tmp_path / "out"
+    with caplog.at_level(logging.INFO, logger="ip2p.batch"):
+        assert run(scenes, out, "--ray", "--url", host.url, "--url", dead, "--checkpoint", IP2P_CKPT) == 0
+    records = manifest(out)
+    assert len(records) == 12 and {r["worker"] for r in records} == {host.url}
+    assert f"worker {dead} retired" in caplog.text
+
+
+def test_a_server_dies_with_the_process_that_started_it(tmp_path):
+    """What keeps a hard-killed Ray actor from leaving its ComfyUI running (ComfyHost's die_with_parent)."""
+    starter = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from tools.comfy_host import ComfyHost; "
+         f"host = ComfyHost({str(tmp_path)!r}, die_with_parent=True).start(); "
+         "print(host.proc.pid, flush=True); time.sleep(600)"],
+        cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
+    server = int(starter.stdout.readline())
+    assert Path(f"/proc/{server}").exists()
+    starter.kill()
+    starter.wait()
+    deadline = time.monotonic() + 20
+    try:
+        while alive(server) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not alive(server), "the server outlived the process that started it"
+    finally:
+        if alive(server):
+            os.killpg(server, signal.SIGKILL)

@@ -162,6 +162,8 @@ class Tally:
 
 
 def manifest_record(job: Job, outcome: Outcome, outputs: list[Path], settings: dict[str, Any]) -> dict[str, Any]:
+    """A manifest line: the job, the run's settings, its outputs or error, the seconds its server
+    took, which worker, why earlier tries were given up, and when it was recorded (Unix time)."""
     return {"input": job.image.name, "key": job.key, "instruction": job.instructions, **settings,
             "outputs": [p.name for p in outputs], "seconds": round(outcome.seconds, 3), "worker": outcome.worker,
-            "error": outcome.error, "retried_after": job.attempts}
+            "error": outcome.error, "retried_after": job.attempts, "finished": time.time()}

@@ -75,7 +75,7 @@ class Slot:
 
     url: str | None
     actor: object = None
-    name: str = "starting"
+    name: str = ""
     replacements: int = 0
     retired: bool = False
 
@@ -102,7 +102,8 @@ class RayPool:
             count = len(self.urls) or self.workers or (int(ray.cluster_resources()["GPU"]) if self.gpu else 1)
             if self.urls and self.workers not in (None, count):
                 raise SystemExit(f"--workers {self.workers} with {count} --url: each URL is one worker")
-            self.slots = [Slot(self.urls[i] if self.urls else None) for i in range(count)]
+            self.slots = [Slot(url, name=url or f"worker {i + 1}") for i, url in
+                          enumerate(self.urls or [None] * count)]
             for slot in self.slots:
                 slot.actor = self._actor(slot)
             log.info("Ray: %d worker(s), each %s", count, "attached to its --url" if self.urls else
