@@ -117,7 +117,7 @@ class Editor:
             files = [(Path(item["filename"]).suffix or ".png", self.host.download(item)) for item in items]
         except Exception as exc:  # noqa: BLE001 - one bad image must not stop the batch
             if server_gone(self.host, exc):
-                raise WorkerLost(short(exc)) from exc
+                raise WorkerLost(f"its ComfyUI server stopped answering ({short(exc)})") from exc
             return Outcome(key, self.name, time.monotonic() - started, error=short(exc))
         return Outcome(key, self.name, time.monotonic() - started, files)
 
@@ -157,7 +157,7 @@ class OneServer:
             try:
                 yield job, self.editor.edit(job.key, job.image.name, job.image.read_bytes())
             except WorkerLost as exc:
-                yield job, Outcome(job.key, self.editor.name, 0.0, error=f"the server is gone: {exc}")
+                yield job, Outcome(job.key, self.editor.name, 0.0, error=str(exc))
                 log.error("the ComfyUI server is gone: stopping; rerun with --resume to edit the other %d image(s)",
                           len(jobs) - jobs.index(job) - 1)
                 return
