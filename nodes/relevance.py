@@ -48,8 +48,9 @@ class IP2PRelevanceMask:
     DESCRIPTION = ("Finds where the instruction's edit belongs from the model's own predictions (with and without "
                    "the instruction, 'Watch Your Steps'), and limits the edit to there: the IP2P Sampler edits inside "
                    "the mask and IP2P Decode returns the input's exact pixels outside it. Goes between IP2P Encode "
-                   "and the sampler; also outputs the mask, to preview or combine with ComfyUI's mask nodes. What "
-                   f"it keeps and what it costs is measured in {RESULTS}.")
+                   "and the sampler; also outputs the mask, to preview or combine with ComfyUI's mask nodes. For local "
+                   "edits: leave it out for edits of the whole picture (night, a season, a style), which it clips. "
+                   f"What it keeps and what it costs is measured in {RESULTS}.")
     CATEGORY = "InstructPix2Pix/conditioning"
     RETURN_TYPES = ("CONDITIONING", "CONDITIONING", "LATENT", "MASK", "MASK")
     RETURN_NAMES = ("positive", "negative", "latent", "mask", "relevance")
