@@ -16,8 +16,10 @@ given up); an image that fails in a live server fails alone, as without Ray.
 from __future__ import annotations
 
 import logging
+import signal
 import socket
 import tempfile
+import threading
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,6 +36,7 @@ log = logging.getLogger("ip2p.batch")
 MAX_ATTEMPTS = 3  # an image that three workers died on is reported, not handed out again
 MAX_REPLACEMENTS = 3  # per worker: a server that cannot stay up is not restarted forever
 STOP_SECONDS = 30
+WAIT_SECONDS = 0.5  # how often the driver looks up from Ray's wait, e.g. for Ctrl-C
 
 
 class EditWorker:
@@ -135,35 +138,45 @@ class RayPool:
         waiting: dict = {}  # Ray reference -> (slot, the job it edits, or None while the worker starts)
         for slot in self.slots:
             waiting[slot.actor.start.remote(*self.editor_args)] = (slot, None)
-        while waiting:
-            [ref], _ = ray.wait(list(waiting), num_returns=1)
-            slot, job = waiting.pop(ref)
-            try:
-                answer = ray.get(ref)
-            except (WorkerLost, ray.exceptions.RayError, HostError) as exc:
-                why = reason(exc)
-                log.warning("worker %s lost (%s): %s", slot.name, why,
-                            f"{job.image.name} goes back to the queue" if job else "replacing it")
-                if job is not None:
-                    job.attempts.append(f"{slot.name}: {why}")
-                    if len(job.attempts) < MAX_ATTEMPTS:
-                        queue.appendleft(job)
-                    else:
-                        yield job, Outcome(job.key, slot.name, 0.0, error=f"{MAX_ATTEMPTS} workers were lost on it")
-                if self._replace(slot):
-                    waiting[slot.actor.start.remote(*self.editor_args)] = (slot, None)
-            else:
-                if job is None:
-                    slot.name = answer
+        with ctrl_c_noted() as interrupted:
+            while waiting:
+                ready, _ = ray.wait(list(waiting), num_returns=1, timeout=WAIT_SECONDS)
+                if interrupted.is_set():
+                    raise KeyboardInterrupt
+                if ready:
+                    yield from self._handle(ready[0], waiting, queue)
+
+    def _handle(self, ref, waiting: dict, queue: deque) -> Iterator[tuple[Job, Outcome]]:
+        """One finished call: a worker started, a job edited, or a worker lost (its job requeued)."""
+        slot, job = waiting.pop(ref)
+        try:
+            answer = ray.get(ref)
+        except (WorkerLost, ray.exceptions.RayError, HostError) as exc:
+            why = reason(exc)
+            log.warning("worker %s lost (%s): %s", slot.name, why,
+                        f"{job.image.name} goes back to the queue" if job else "replacing it")
+            if job is not None:
+                job.attempts.append(f"{slot.name}: {why}")
+                if len(job.attempts) < MAX_ATTEMPTS:
+                    queue.appendleft(job)
                 else:
-                    yield job, answer
-                if queue:
-                    job = queue.popleft()
-                    waiting[slot.actor.edit.remote(job.key, job.image.name, job.image.read_bytes())] = (slot, job)
-            if queue and not waiting:  # every worker retired
-                for job in queue:
-                    yield job, Outcome(job.key, "-", 0.0, error="no worker left: every ComfyUI server failed")
-                queue.clear()
+                    yield job, Outcome(job.key, slot.name, 0.0, error=f"{MAX_ATTEMPTS} workers were lost on it")
+            if self._replace(slot):
+                waiting[slot.actor.start.remote(*self.editor_args)] = (slot, None)
+        else:
+            if job is None:
+                if slot.replacements:
+                    log.info("worker %s replaces %s", answer, slot.name)
+                slot.name = answer
+            else:
+                yield job, answer
+            if queue:
+                job = queue.popleft()
+                waiting[slot.actor.edit.remote(job.key, job.image.name, job.image.read_bytes())] = (slot, job)
+        if queue and not waiting:  # every worker retired
+            for job in queue:
+                yield job, Outcome(job.key, "-", 0.0, error="no worker left: every ComfyUI server failed")
+            queue.clear()
 
     def _replace(self, slot: Slot) -> bool:
         """A new actor (and server) in the slot; False once it was replaced too often."""
@@ -187,6 +200,18 @@ class RayPool:
             pass  # a dead actor: its server died with it (ComfyHost's die_with_parent)
         ray.kill(slot.actor)
         slot.actor = None
+
+
+@contextmanager
+def ctrl_c_noted() -> Iterator[threading.Event]:
+    """Ctrl-C sets the event instead of raising where it lands: a KeyboardInterrupt inside Ray's
+    blocking wait can be lost there, so the driver raises it itself between waits."""
+    pressed = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: pressed.set())
+    try:
+        yield pressed
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def reason(exc: Exception) -> str:
