@@ -59,9 +59,8 @@ def pytest_sessionstart(session):
 # xdist's own reordering, by tests per file, which handed out the one-test recipe file last): the
 # test processes take files from one queue, and a long one taken last keeps the other process idle.
 # The recipe's quick run goes first, so that its big temporary turn ends before the others ask.
-LONGEST_FIRST = ("test_demo_recipe_quick.py", "test_host_demo_fresh_scenes.py", "test_frontend_workflows.py",
-                 "test_host_demo_edits.py", "test_batch_ray.py", "test_host_demo_relevance.py",
-                 "test_benchmark_quick.py", "test_host_controls.py", "test_host_compose.py",
+LONGEST_FIRST = ("test_demo_recipe_quick.py", "test_frontend_workflows.py", "test_host_demo_edits.py",
+                 "test_batch_ray.py", "test_benchmark_quick.py", "test_host_controls.py", "test_host_compose.py",
                  "test_host_compose_memory.py")
 
 

@@ -15,10 +15,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import ray
 from conftest import IP2P_CKPT
 from PIL import Image
 
 from tools import batch_edit
+from tools.batch_ray import start_ray
 from tools.comfy_host import REPO_ROOT
 from training.paired_data import read_pairs
 from training.synthetic_shapes import evaluation_pairs
@@ -30,13 +32,17 @@ WORKER_FOLDER = "ip2p-batch-worker-"  # in each worker server's command line (to
 
 
 @pytest.fixture(scope="module", autouse=True)
-def ray_files():
-    """Ray's session files (logs, this checkout unpacked as each session's working_dir) in a folder
-    removed after these tests, not left in /tmp/ray; a short path, for Ray's socket names."""
+def ray_session():
+    """One local Ray for the tests that run the tool in this process (the tool uses a Ray already
+    started, as it would in a notebook), started as the tool starts its own; its session files
+    (logs, this checkout unpacked as the working_dir) in a folder removed after these tests, not
+    left in /tmp/ray, with a short path for Ray's socket names."""
     folder = tempfile.mkdtemp(prefix="ray-", dir="/tmp")
     before = os.environ.get("RAY_TMPDIR")
-    os.environ["RAY_TMPDIR"] = folder
+    os.environ["RAY_TMPDIR"] = folder  # also for the tool run in a subprocess below
+    start_ray("local")
     yield
+    ray.shutdown()
     if before is None:
         del os.environ["RAY_TMPDIR"]
     else:
@@ -88,20 +94,44 @@ def worker_servers() -> dict[int, str]:
     return found
 
 
-def test_two_workers_edit_each_image_once_as_one_server_does(scenes, tmp_path):
+def test_two_workers_edit_each_image_once_as_one_server_does_even_when_a_server_dies(scenes, tmp_path, caplog):
+    """One run with two workers, one of whose ComfyUI servers is killed (SIGKILL) after the second
+    result: every image is still edited once, to the pixels one server makes alone."""
     alone, pooled, pairs = tmp_path / "alone", tmp_path / "pooled", tmp_path / "pairs"
     assert run(scenes, alone) == 0
-    assert run(scenes, pooled, "--ray", "--workers", 2, "--pairs-out", pairs) == 0
+    killed = []
+
+    def kill_one_server_after_two_results():
+        while not killed:
+            if (pooled / "manifest.jsonl").is_file() and len(manifest(pooled)) >= 2 and (servers := worker_servers()):
+                pid = min(servers)
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=kill_one_server_after_two_results, daemon=True)
+    watcher.start()
+    with caplog.at_level(logging.INFO, logger="ip2p.batch"):
+        assert run(scenes, pooled, "--ray", "--workers", 2, "--pairs-out", pairs) == 0, "every image is edited"
+    watcher.join(timeout=5)
+    assert killed, "the watcher killed a server"
 
     records = manifest(pooled)
-    assert sorted(r["input"] for r in records) == sorted(p.name for p in scenes.iterdir())
-    assert all(r["error"] is None and not r["retried_after"] for r in records)
-    assert len({r["worker"] for r in records}) == 2, "both workers took images"
+    assert sorted(r["input"] for r in records) == sorted(p.name for p in scenes.iterdir()), "each image once"
+    assert all(r["error"] is None for r in records)
     written = sorted(p.name for p in pooled.iterdir() if p.suffix == ".png")
     assert written == sorted(o for r in records for o in r["outputs"]), "each image's output exists once"
     assert written == sorted(p.name for p in alone.iterdir() if p.suffix == ".png"), "the same names as one server"
     for name in written:
         assert np.array_equal(pixels(pooled / name), pixels(alone / name)), f"{name} differs from one server's"
+
+    retried = [r for r in records if r["retried_after"]]
+    assert len(retried) == 1, "the image the dead server held was edited again, elsewhere"
+    [why] = retried[0]["retried_after"]
+    lost = why.split(": ")[0]
+    assert lost != retried[0]["worker"] and "server stopped answering" in why, why
+    assert f"replaces {lost}" in caplog.text, "the dead server's worker was replaced by a new one"
+    assert not worker_servers(), "every worker's server is stopped at the end"
 
     triplets = read_pairs(pairs)
     assert len(triplets) == 12 and {t.instruction for t in triplets} == {INSTRUCTION}
@@ -112,37 +142,6 @@ def test_two_workers_edit_each_image_once_as_one_server_does(scenes, tmp_path):
                                                        ).read_bytes()
 
 
-def test_a_server_killed_mid_batch_costs_no_image(scenes, tmp_path, caplog):
-    out = tmp_path / "out"
-    killed = []
-
-    def kill_one_server_after_two_results():
-        while not killed:
-            if (out / "manifest.jsonl").is_file() and len(manifest(out)) >= 2 and (servers := worker_servers()):
-                pid = min(servers)
-                os.kill(pid, signal.SIGKILL)
-                killed.append(pid)
-            time.sleep(0.05)
-
-    watcher = threading.Thread(target=kill_one_server_after_two_results, daemon=True)
-    watcher.start()
-    with caplog.at_level(logging.INFO, logger="ip2p.batch"):
-        assert run(scenes, out, "--ray", "--workers", 2) == 0, "every image is still edited"
-    watcher.join(timeout=5)
-    assert killed, "the watcher killed a server"
-
-    records = manifest(out)
-    assert sorted(r["input"] for r in records) == sorted(p.name for p in scenes.iterdir()), "each image once"
-    assert all(r["error"] is None for r in records)
-    retried = [r for r in records if r["retried_after"]]
-    assert len(retried) == 1, "the image the dead server held was edited again, elsewhere"
-    [why] = retried[0]["retried_after"]
-    assert why.split(": ")[0] != retried[0]["worker"] and "server stopped answering" in why, why
-    lost = why.split(": ")[0]
-    assert f"replaces {lost}" in caplog.text, "the dead server's worker was replaced by a new one"
-    assert not worker_servers(), "every worker's server is stopped at the end"
-
-
 def test_an_interrupted_batch_resumes_without_redoing_finished_images(scenes, tmp_path):
     images, out = tmp_path / "images", tmp_path / "out"
     images.mkdir()
@@ -150,7 +149,9 @@ def test_an_interrupted_batch_resumes_without_redoing_finished_images(scenes, tm
         (images / scene.name).write_bytes(scene.read_bytes())
     (images / "scene99_broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not an image")
     command = [sys.executable, "-m", "tools.batch_edit", "--workflow", WORKFLOW, "--input-dir", images,
-               "--output-dir", out, "--instruction", INSTRUCTION, "--steps", 4, "--seed", 7, "--ray", "--workers", 2]
+               "--output-dir", out, "--instruction", INSTRUCTION, "--steps", 4, "--seed", 7,
+               # the running Ray of these tests, as a cluster: the driver joins it from another process
+               "--ray", ray.get_runtime_context().gcs_address, "--workers", 2]
     driver = subprocess.Popen([str(c) for c in command], cwd=REPO_ROOT, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 240

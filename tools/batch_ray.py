@@ -95,11 +95,9 @@ class RayPool:
 
     @contextmanager
     def running(self) -> Iterator["RayPool"]:
-        started = not ray.is_initialized()
+        started = not ray.is_initialized()  # a Ray this process started already is used as it is
         if started:
-            ray.init(address=None if self.address == "local" else self.address, include_dashboard=False,
-                     log_to_driver=False, logging_level=logging.ERROR,
-                     runtime_env={"working_dir": str(REPO_ROOT), "excludes": [".git"]})
+            start_ray(self.address)
         try:
             self.gpu = self.local and ray.cluster_resources().get("GPU", 0) >= 1
             count = len(self.urls) or self.workers or (int(ray.cluster_resources()["GPU"]) if self.gpu else 1)
@@ -200,6 +198,13 @@ class RayPool:
             pass  # a dead actor: its server died with it (ComfyHost's die_with_parent)
         ray.kill(slot.actor)
         slot.actor = None
+
+
+def start_ray(address: str) -> None:
+    """Ray on this machine ("local") or the cluster at `address`, with this checkout as the
+    working_dir every worker imports the tool from and links into its server as the pack."""
+    ray.init(address=None if address == "local" else address, include_dashboard=False, log_to_driver=False,
+             logging_level=logging.ERROR, runtime_env={"working_dir": str(REPO_ROOT), "excludes": [".git"]})
 
 
 @contextmanager
