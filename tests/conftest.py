@@ -121,14 +121,6 @@ def patch_files(tiny_ip2p):
     return patches(tiny_ip2p, MODEL_CACHE)
 
 
-@pytest.fixture(scope="session")
-def test_models_built(tiny_ip2p, demo, patch_files) -> None:
-    """Every generated test model in .cache, the SDXL family too (built by the other test process,
-    or by this one if it comes first): asked for before a big temporary turn, so that a first run's
-    model builds and the big work files do not sit on the disk at once (6 GB, docs/development.md)."""
-    build_sdxl_family(MODEL_CACHE)
-
-
 def add_models(host, tiny_ip2p, demo: DemoFiles, patch_files, test_images):
     """The checkpoints, LoRAs, ControlNet and images, under the names tests use."""
     host.add_model("checkpoints", tiny_ip2p.checkpoint, IP2P_CKPT)

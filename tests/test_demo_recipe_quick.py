@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 COMMAND = [sys.executable, "-m", "training.demo_recipe", "--quick"]
 
 
-def test_quick_run_packs_a_model_and_resumes(test_models_built, big_temporary_turn, tmp_path):  # up to 3 GB
+def test_quick_run_packs_a_model_and_resumes(big_temporary_turn, tmp_path):  # up to 2 GB of work files
     work, models = tmp_path / "work", tmp_path / "models"
     done = subprocess.run(COMMAND + ["--work", str(work), "--models", str(models)], capture_output=True, text=True,
                           timeout=1200, cwd=REPO)
