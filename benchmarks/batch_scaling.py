@@ -15,7 +15,6 @@ in the same round.
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import statistics
@@ -26,6 +25,7 @@ from pathlib import Path
 from ip2p_core import demo_model
 from tools import batch_edit
 from tools.batch_edit import UPLOAD_FOLDER, saved_images
+from tools.batch_jobs import MANIFEST_NAME, Manifest
 from tools.comfy_host import REPO_ROOT, ComfyHost
 from tools.workflow_inputs import load_workflow, with_inputs
 from training.synthetic_shapes import evaluation_pairs
@@ -70,7 +70,7 @@ def tool(images: Path, out: Path, extra: list[str]) -> dict:
     code = batch_edit.main([str(a) for a in ("--workflow", WORKFLOW, "--input-dir", images, "--output-dir", out,
                                              "--instruction", INSTRUCTION, "--seed", 0, *extra)])
     wall = time.monotonic() - started
-    records = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    records = Manifest(out / MANIFEST_NAME).records()
     if code or any(r["error"] for r in records):
         raise RuntimeError(f"batch_edit {' '.join(extra)} failed: {[r['error'] for r in records]}")
     offset = time.monotonic() - time.time()  # the manifest's Unix times on this clock

@@ -36,8 +36,8 @@ def ray_session():
     """One local Ray for the tests that run the tool in this process (the tool uses a Ray already
     started, as it would in a notebook), started as the tool starts its own; its session files
     (logs, this checkout unpacked as the working_dir) in a folder removed after these tests, not
-    left in /tmp/ray, with a short path for Ray's socket names."""
-    folder = tempfile.mkdtemp(prefix="ray-", dir="/tmp")
+    left in Ray's default folder."""
+    folder = tempfile.mkdtemp(prefix="ray-")
     before = os.environ.get("RAY_TMPDIR")
     os.environ["RAY_TMPDIR"] = folder  # also for the tool run in a subprocess below
     start_ray("local")

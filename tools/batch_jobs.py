@@ -107,20 +107,22 @@ class Manifest:
     def __init__(self, path: Path):
         self.path = path
 
-    def finished(self, output_dir: Path) -> set[str]:
-        """Keys of jobs an earlier run finished, whose outputs are all still there."""
+    def records(self) -> list[dict[str, Any]]:
+        """Its lines, in order; a line a crash cut short is left out (its job counts as not done)."""
         if not self.path.is_file():
-            return set()
-        done = set()
+            return []
+        found = []
         for line in self.path.read_text(encoding="utf-8").splitlines():
             try:
-                record = json.loads(line)
-            except ValueError:  # a line cut by a crash: that job is redone
+                found.append(json.loads(line))
+            except ValueError:
                 continue
-            if record.get("error") is None and record.get("outputs") and all(
-                    (output_dir / name).is_file() for name in record["outputs"]):
-                done.add(record["key"])
-        return done
+        return found
+
+    def finished(self, output_dir: Path) -> set[str]:
+        """Keys of jobs an earlier run finished, whose outputs are all still there."""
+        return {record["key"] for record in self.records() if record.get("error") is None and record.get("outputs")
+                and all((output_dir / name).is_file() for name in record["outputs"])}
 
     def append(self, record: dict[str, Any]) -> None:
         with open(self.path, "a", encoding="utf-8") as handle:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import ray
 
-from .batch_edit import Editor, WorkerLost
+from .batch_edit import Editor, WorkerLost, short
 from .batch_jobs import Job, Outcome
 from .comfy_client import ComfyClient, HostError
 from .comfy_host import REPO_ROOT, ComfyHost
@@ -224,5 +224,4 @@ def reason(exc: Exception) -> str:
     cause = getattr(exc, "cause", None) or exc
     if isinstance(exc, ray.exceptions.RayActorError) and not isinstance(cause, WorkerLost):
         return "its Ray actor died"
-    text = str(cause).strip()
-    return text.splitlines()[0] if text else type(cause).__name__
+    return short(cause)
