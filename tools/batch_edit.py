@@ -272,9 +272,10 @@ def main(argv=None) -> int:
         except WorkflowFormatError as exc:
             raise SystemExit(f"--workflow {args.workflow}: {exc}") from None
         prompt = with_instructions(prompt, args.instruction, args.workflow)
-        if any(node["class_type"] == "LoadImageMask" for node in prompt.values()) and args.mask is None:
+        needs_mask = any(node["class_type"] == "LoadImageMask" for node in prompt.values())
+        if needs_mask and args.mask is None:
             raise SystemExit(f"{args.workflow.name} edits inside a mask: pass --mask PATH (an existing image file)")
-        mask = (args.mask.name, args.mask.read_bytes()) if args.mask else None
+        mask = (args.mask.name, args.mask.read_bytes()) if needs_mask else None  # uploaded and keyed only if used
         settings = {"seed": args.seed, "steps": args.steps, "resolution": args.resolution}
         files, names = model_files(args, prompt, pool.local)
         keyed = with_inputs(prompt, **settings, **names, **{kind: Path(path).name for kind, path in files.items()})
@@ -289,8 +290,8 @@ def main(argv=None) -> int:
                  f" ({tally.skipped} finished before)" if tally.skipped else "")
         pool.start(prompt, settings, files, names, mask)
         try:
-            with logging_redirect_tqdm(), tqdm(total=len(jobs), initial=tally.skipped, unit="image",
-                                                            disable=None) as bar:
+            bar = tqdm(total=len(jobs), initial=tally.skipped, unit="image", disable=None)  # a terminal only
+            with logging_redirect_tqdm(), bar:
                 for job, outcome in pool.edits(todo):
                     finish(job, outcome, args, manifest, record, tally)
                     bar.update()

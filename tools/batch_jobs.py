@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
+
 from training.paired_data import IMAGE_SUFFIXES as PAIR_IMAGE_SUFFIXES
 from training.paired_data import INSTRUCTION_FILE
 
@@ -88,11 +90,10 @@ def write_pair(folder: Path, job: Job, edited: Path) -> Path:
     <folder>/<stem>/original.<ext>, edited.<ext>, instruction.txt."""
     pair = folder / job.stem
     pair.mkdir(parents=True)  # FileExistsError: an earlier run wrote this pair
-    original = job.image.suffix.lower() if job.image.suffix.lower() in PAIR_IMAGE_SUFFIXES else ".png"
-    if original == job.image.suffix.lower():
-        shutil.copyfile(job.image, pair / f"original{original}")
+    suffix = job.image.suffix.lower()
+    if suffix in PAIR_IMAGE_SUFFIXES:
+        shutil.copyfile(job.image, pair / f"original{suffix}")
     else:  # a format the reader does not take (gif, tif): as PNG
-        from PIL import Image
         with Image.open(job.image) as picture:
             picture.convert("RGB").save(pair / "original.png")
     shutil.copyfile(edited, pair / f"edited{edited.suffix}")

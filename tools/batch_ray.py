@@ -74,13 +74,13 @@ RemoteWorker = ray.remote(EditWorker)
 
 @dataclass
 class Slot:
-    """A place in the pool: its actor, what that actor is doing, how often it was replaced."""
+    """A place in the pool: its server's URL (None: the actor starts one), its actor, the worker's
+    name, and how often it was replaced."""
 
     url: str | None
     actor: object = None
     name: str = ""
     replacements: int = 0
-    retired: bool = False
 
 
 class RayPool:
@@ -180,7 +180,6 @@ class RayPool:
         """A new actor (and server) in the slot; False once it was replaced too often."""
         self._stop(slot)
         if slot.replacements >= MAX_REPLACEMENTS:
-            slot.retired = True
             log.error("worker %s retired: replaced %d times already", slot.name, slot.replacements)
             return False
         slot.replacements += 1
