@@ -12,7 +12,7 @@ stopped; the UNet's training itself resumes from its last checkpoint). The first
 3. base: an SD1.5-layout IP2P diffusers folder: a random one-level 320-channel UNet, that VAE,
    the demo text encoder (`demo_packing.text_encoder_generated`), ComfyUI's CLIP tokenizer;
 4. run: `python -m training.train` on it (conditioning dropout, EMA, checkpoints), packed into
-   --work/first as the pack ships a model.
+   --work/first as the pack ships a model; the run's checkpoints, which only resume it, then go.
 
 The first phase's model learns the global edits but often changes another shape than the one
 named. The second phase, binding, trains that packed model further:
@@ -34,6 +34,7 @@ import argparse
 import json
 import logging
 import math
+import shutil
 import subprocess
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -52,10 +53,10 @@ from ip2p_core.formats.latents import Family
 from .demo_packing import text_encoder_state, write_shipped
 from .ldm_checkpoint import ldm_checkpoint
 from .paired_data import image_to_tensor, load_pair, read_pairs
-from .sparse_files import dig_holes_in
+from .sparse_files import dig_holes, dig_holes_in
 from .synthetic_shapes import make_pairs, write_pair_folder
 from .train import TrainOptions, train
-from .train_checkpoints import STATE_FILE, latest_checkpoint
+from .train_checkpoints import CHECKPOINTS, STATE_FILE, latest_checkpoint
 from .trainable_model import SD15_NOISE_SCHEDULE, comfy_tokenizer_dir, load_model
 
 log = logging.getLogger(__name__)
@@ -119,6 +120,7 @@ def run(work: Path, models: Path, recipe: Recipe = Recipe(), device: str = "auto
     first = work / FIRST_PHASE
     if not (first / demo_model.RECORD_NAME).is_file():
         write_shipped(ldm_state_of(_first_phase(work, recipe, device)), first)
+        shutil.rmtree(work / "run" / CHECKPOINTS)  # the first phase is packed: nothing resumes its training now
     pairs_dir = work / "binding_pairs"
     if not (pairs_dir / "done").is_file():
         write_pair_folder(pairs_dir, make_pairs(recipe.binding_pairs, recipe.seed + 1, demo_model.IMAGE_SIZE,
@@ -127,6 +129,7 @@ def run(work: Path, models: Path, recipe: Recipe = Recipe(), device: str = "auto
     start = work / "first.safetensors"  # the first phase's packed model, expanded: what the binding run starts from
     if not start.is_file():
         save_file(demo_model.load_state_dict(first), str(start))
+        dig_holes(start)  # the text encoder's zero layers
     run_dir = work / BINDING_PHASE
     trained = run_dir / "diffusers"
     if not (trained / "model_index.json").is_file() or _trained_steps(run_dir) < recipe.binding_steps:
@@ -138,7 +141,8 @@ def run(work: Path, models: Path, recipe: Recipe = Recipe(), device: str = "auto
             steps=recipe.binding_steps, seed=recipe.seed + 1, conditioning_dropout=recipe.conditioning_dropout,
             changed_region_weight=recipe.changed_region_weight, ema=True, ema_decay=recipe.ema_decay,
             checkpoint_every=recipe.checkpoint_every, keep_checkpoints=recipe.keep_checkpoints,
-            resume="latest" if latest_checkpoint(run_dir) else None, device=device, cache_encodings=True))
+            resume="latest" if latest_checkpoint(run_dir) else None, device=device, cache_encodings=True,
+            write_single_file=False))
     made_by = {**json.loads((run_dir / SOURCE_FILE).read_text()), "settings": _settings(recipe),
                "steps": {"first": recipe.train_steps, "binding": _trained_steps(run_dir)},
                "first_phase_expanded_sha256": demo_model.read_record(first)["expanded_sha256"]}
@@ -194,7 +198,8 @@ def _first_phase(work: Path, recipe: Recipe, device: str) -> Path:
             steps=recipe.train_steps, seed=recipe.seed, conditioning_dropout=recipe.conditioning_dropout, ema=True,
             ema_decay=recipe.ema_decay, checkpoint_every=recipe.checkpoint_every,
             keep_checkpoints=recipe.keep_checkpoints,
-            resume="latest" if latest_checkpoint(run_dir) else None, device=device, cache_encodings=True))
+            resume="latest" if latest_checkpoint(run_dir) else None, device=device, cache_encodings=True,
+            write_single_file=False))
     return trained
 
 

@@ -62,12 +62,13 @@ class TrainOptions:
     device: str = "auto"
     cache_encodings: bool = False
     progress: bool = True
+    write_single_file: bool = True  # the LDM single file beside the diffusers folder (a caller that packs needs none)
 
 
 @dataclass(frozen=True)
 class TrainResult:
     diffusers_dir: Path
-    single_file: Path
+    single_file: Optional[Path]  # None when the options asked for none
     last_loss: float
 
 
@@ -143,9 +144,10 @@ def train(options: TrainOptions) -> TrainResult:
     unet.to(memory_format=torch.contiguous_format)  # safetensors writes contiguous tensors only
     if diffusers_dir.exists() or single_file.exists():
         log.warning("replacing the model an earlier part of this run wrote to %s", output)
-    save_model(model, diffusers_dir, single_file)
-    log.info("wrote %s and %s", diffusers_dir, single_file)
-    return TrainResult(diffusers_dir, single_file, loss_value)
+    written = single_file if options.write_single_file else None
+    save_model(model, diffusers_dir, written)
+    log.info("wrote %s", " and ".join(str(path) for path in (diffusers_dir, written) if path))
+    return TrainResult(diffusers_dir, written, loss_value)
 
 
 def _ema(unet: torch.nn.Module, decay: float):

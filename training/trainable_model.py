@@ -132,11 +132,14 @@ def ip2p_pipeline(model: TrainableModel):
     )
 
 
-def save_model(model: TrainableModel, folder: Path, single_file: Path) -> None:
-    """The model as a diffusers InstructPix2Pix folder and an LDM single file (fp32), whose zero
-    chunks are holes (`sparse_files`: the demo model's text encoder is mostly zero layers)."""
+def save_model(model: TrainableModel, folder: Path, single_file: Optional[Path]) -> None:
+    """The model as a diffusers InstructPix2Pix folder and, unless `single_file` is None, an LDM
+    single file (fp32); zero chunks become holes (`sparse_files`: the demo model's text encoder is
+    mostly zero layers)."""
     ip2p_pipeline(model).save_pretrained(folder, safe_serialization=True)
     dig_holes_in(folder)
+    if single_file is None:
+        return
     cpu = lambda module: {k: v.detach().float().cpu().contiguous() for k, v in module.state_dict().items()}  # noqa: E731
     state = ldm_checkpoint(cpu(model.unet), dict(model.unet.config), cpu(model.vae), dict(model.vae.config),
                            cpu(model.text_encoder))
