@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 COMMAND = [sys.executable, "-m", "training.demo_recipe", "--quick"]
 
 
-def test_quick_run_packs_a_model_and_resumes(big_temporary_turn, tmp_path):  # about 1.4 GB of work files
+def test_quick_run_packs_a_model_and_resumes(big_temporary_turn, tmp_path):  # about 1.2 GB of work files
     work, models = tmp_path / "work", tmp_path / "models"
     done = subprocess.run(COMMAND + ["--work", str(work), "--models", str(models)], capture_output=True, text=True,
                           timeout=1200, cwd=REPO)
@@ -32,7 +32,8 @@ def test_quick_run_packs_a_model_and_resumes(big_temporary_turn, tmp_path):  # a
     assert state["cond_stage_model.transformer.text_model.embeddings.token_embedding.weight"].shape == (49408, 768)
     assert "first_stage_model.taesd_decoder.1.weight" in state
     # What only resumed a finished stage, and single files nothing reads, are not kept.
-    assert not (work / "run" / "checkpoints").exists() and not list(work.rglob("run.safetensors"))
+    assert not (work / "run" / "checkpoints").exists() and not (work / "base").exists()
+    assert not list(work.rglob("run.safetensors"))
     assert not list(work.rglob("binding.safetensors"))
     # A second run finds every stage done and packs the same model again.
     again = subprocess.run(COMMAND + ["--work", str(work), "--models", str(models)], capture_output=True, text=True,

@@ -12,7 +12,8 @@ stopped; the UNet's training itself resumes from its last checkpoint). The first
 3. base: an SD1.5-layout IP2P diffusers folder: a random one-level 320-channel UNet, that VAE,
    the demo text encoder (`demo_packing.text_encoder_generated`), ComfyUI's CLIP tokenizer;
 4. run: `python -m training.train` on it (conditioning dropout, EMA, checkpoints), packed into
-   --work/first as the pack ships a model; the run's checkpoints, which only resume it, then go.
+   --work/first as the pack ships a model; the base and the run's checkpoints, which only start
+   and resume that training, then go.
 
 The first phase's model learns the global edits but often changes another shape than the one
 named. The second phase, binding, trains that packed model further:
@@ -120,7 +121,8 @@ def run(work: Path, models: Path, recipe: Recipe = Recipe(), device: str = "auto
     first = work / FIRST_PHASE
     if not (first / demo_model.RECORD_NAME).is_file():
         write_shipped(ldm_state_of(_first_phase(work, recipe, device)), first)
-        shutil.rmtree(work / "run" / CHECKPOINTS)  # the first phase is packed: nothing resumes its training now
+        for needed_by_nothing_now in (work / "base", work / "run" / CHECKPOINTS):  # the first phase is packed
+            shutil.rmtree(needed_by_nothing_now)
     pairs_dir = work / "binding_pairs"
     if not (pairs_dir / "done").is_file():
         write_pair_folder(pairs_dir, make_pairs(recipe.binding_pairs, recipe.seed + 1, demo_model.IMAGE_SIZE,
