@@ -219,8 +219,9 @@ def _build_cached(cache_root: Path, name: str, describe) -> TinyModel:
     return model
 
 
-# Cache folders the factories write: tiny models (factory_version), SDXL family, LoRAs/ControlNet.
-BUILD_DIR_PATTERN = re.compile(r"v\d+-[0-9a-f]{12}|sdxl-[0-9a-f]{12}|patches-v\d+-[0-9a-f]{12}-[0-9a-f]{12}")
+# Cache folders the factories write: tiny models (factory_version), SDXL family, UltraEdit (SD3), LoRAs/ControlNet.
+BUILD_DIR_PATTERN = re.compile(r"v\d+-[0-9a-f]{12}|sdxl-[0-9a-f]{12}|sd3-[0-9a-f]{12}"
+                               r"|patches-v\d+-[0-9a-f]{12}-[0-9a-f]{12}")
 
 
 def prune_stale_builds(cache_root: Path, keep: set[str]) -> list[Path]:

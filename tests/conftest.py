@@ -23,6 +23,7 @@ from harness.model_factory import (
     prune_stale_builds,
     write_corrupt_checkpoint,
 )
+from harness.sd3_model_factory import sd3_family_version
 from harness.sdxl_model_factory import build_sdxl_family, sdxl_family_version
 from tools.comfy_host import ComfyHost
 
@@ -52,7 +53,8 @@ def pytest_sessionstart(session):
     """This checkout's test models from before the last factory edit are never used again (pruned
     once, by the process that hands the tests to the others when they run in parallel)."""
     if not hasattr(session.config, "workerinput"):
-        prune_stale_builds(MODEL_CACHE, keep={factory_version(), sdxl_family_version(), patches_version()})
+        prune_stale_builds(MODEL_CACHE, keep={factory_version(), sdxl_family_version(), sd3_family_version(),
+                                                  patches_version()})
 
 
 # Test files of a minute or more, handed out first and in this order (harness/test.sh turns off

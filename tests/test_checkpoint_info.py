@@ -74,7 +74,7 @@ def test_corrupt_file_says_damaged(tmp_path, name, content):
 def test_file_without_unet_says_what_it_may_be(tmp_path):
     path = tmp_path / "vae.safetensors"
     save_file({"encoder.conv_in.weight": torch.zeros(128, 3, 3, 3)}, str(path))
-    with pytest.raises(IP2PUserError, match="has no UNet weights.*a VAE, a LoRA or a text encoder"):
+    with pytest.raises(IP2PUserError, match="has no UNet or SD3 transformer weights.*a VAE, a LoRA or a text encoder"):
         require_ip2p_unet(path)
 
 
@@ -95,3 +95,22 @@ def test_pickle_that_would_run_code_is_not_unpickled(tmp_path):
                                             r"unpickling them could run code stored in the file, so it was not loaded"):
         require_ip2p_unet(path)
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("key", ["model.diffusion_model.x_embedder.proj.weight", "x_embedder.proj.weight",
+                                 "pos_embed.proj.weight"])
+@pytest.mark.parametrize("in_channels", [32, 48])
+def test_ultraedit_transformers_are_taken_in_every_layout(tmp_path, key, in_channels):
+    path = tmp_path / "ultraedit.safetensors"
+    save_file({key: torch.zeros(1536, in_channels, 2, 2)}, str(path))
+    shape = require_ip2p_unet(path)
+    assert (shape.in_channels, shape.family, shape.transformer) == (in_channels, Family.ULTRAEDIT, True)
+
+
+def test_sd3_text_to_image_transformer_is_refused_with_what_to_use_instead(tmp_path):
+    path = tmp_path / "sd3_medium.safetensors"
+    save_file({"model.diffusion_model.x_embedder.proj.weight": torch.zeros(1536, 16, 2, 2)}, str(path))
+    with pytest.raises(IP2PUserError, match=r"sd3_medium.safetensors is not an instruction-editing model: it is an "
+                                            r"ordinary SD3 text-to-image model \(16 input channels\)\. Use ComfyUI's "
+                                            r"Load Checkpoint node for it, or load an UltraEdit model"):
+        require_ip2p_unet(path)

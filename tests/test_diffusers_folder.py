@@ -20,7 +20,7 @@ def make_folder(root, parts=("unet", "vae", "text_encoder"), weights=True, sdxl=
 
 def test_sd15_folder_parts_are_found(tmp_path):
     parts = find_parts(make_folder(tmp_path))
-    assert parts.unet.name == "diffusion_pytorch_model.safetensors" and len(parts.text_encoders) == 1
+    assert parts.denoiser.name == "diffusion_pytorch_model.safetensors" and len(parts.text_encoders) == 1
     assert not parts.is_sdxl
 
 
@@ -52,3 +52,26 @@ def test_missing_weights_and_shards_are_named(tmp_path):
     (folder / "unet" / "diffusion_pytorch_model.safetensors.index.json").write_text("{}")
     with pytest.raises(IP2PUserError, match="unet holds sharded weights"):
         find_parts(folder)
+
+
+def make_sd3_folder(root, parts=("transformer", "vae", "text_encoder", "text_encoder_2")):
+    make_folder(root, parts)
+    if "transformer" in parts:
+        (root / "transformer" / "config.json").write_text(json.dumps({"in_channels": 48}))
+    return root
+
+
+def test_sd3_folder_has_a_transformer_and_its_t5_when_present(tmp_path):
+    parts = find_parts(make_sd3_folder(tmp_path))
+    assert parts.is_sd3 and not parts.is_sdxl and parts.denoiser.parent.name == "transformer"
+    assert [p.parent.name for p in parts.text_encoders] == ["text_encoder", "text_encoder_2"]
+    (tmp_path / "with_t5").mkdir()
+    with_t5 = make_sd3_folder(tmp_path / "with_t5", ("transformer", "vae", "text_encoder", "text_encoder_2",
+                                                     "text_encoder_3"))
+    assert [p.parent.name for p in find_parts(with_t5).text_encoders][-1] == "text_encoder_3"
+
+
+def test_sd3_folder_without_clip_g_names_what_an_sd3_model_needs(tmp_path):
+    with pytest.raises(IP2PUserError, match=r"has no text_encoder_2/ subfolder.*an SD3 model needs transformer/, "
+                                            r"vae/, text_encoder/ and text_encoder_2/"):
+        find_parts(make_sd3_folder(tmp_path, ("transformer", "vae", "text_encoder")))

@@ -152,8 +152,9 @@ def _load_folder(folder: Path, tokenizer: Optional[Path]) -> TrainableModel:
     from transformers import CLIPTextModel
 
     parts = find_parts(folder)
-    if parts.is_sdxl:
-        raise IP2PUserError(f"{folder.name} is an SDXL model: training supports SD1.x-family models")
+    if parts.is_sdxl or parts.is_sd3:
+        raise IP2PUserError(f"{folder.name} is an {'SD3' if parts.is_sd3 else 'SDXL'} model: training supports "
+                            "SD1.x-family models")
     scheduler_config = folder / "scheduler" / "scheduler_config.json"
     return TrainableModel(
         unet=UNet2DConditionModel.from_pretrained(folder, subfolder="unet"),

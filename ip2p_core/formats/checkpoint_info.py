@@ -21,12 +21,20 @@ from .latents import Family
 log = logging.getLogger(__name__)
 
 IP2P_IN_CHANNELS = 8
+# UltraEdit's SD3 transformers: noisy latent, image latent (free-form), and mask latent (the mask model).
+ULTRAEDIT_IN_CHANNELS = (32, 48)
 
 # The first conv of the UNet, in the key layouts IP2P weights are published in.
 CONV_IN_KEYS = (
     "model.diffusion_model.input_blocks.0.0.weight",  # LDM single file
     "input_blocks.0.0.weight",  # LDM UNet-only
     "conv_in.weight",  # diffusers UNet
+)
+# The patch embedding of an SD3-family transformer (MMDiT), in the same layouts.
+PATCH_EMBED_KEYS = (
+    "model.diffusion_model.x_embedder.proj.weight",  # single file
+    "x_embedder.proj.weight",  # transformer only
+    "pos_embed.proj.weight",  # diffusers SD3Transformer2DModel
 )
 # Cross-attention key projection: its input width is the text context width.
 CONTEXT_KEY_SUFFIXES = ("attn2.to_k.weight",)
@@ -38,6 +46,7 @@ class UnetShape:
     in_channels: int
     context_dim: Optional[int]
     family: Optional[Family]
+    transformer: bool = False  # an SD3-family MMDiT rather than a UNet
 
 
 def read_tensor_shapes(path: Path) -> dict[str, tuple[int, ...]]:
@@ -102,12 +111,17 @@ def _torch_load(path: Path) -> dict:
 
 
 def unet_shape(shapes: dict[str, tuple[int, ...]], name: str) -> UnetShape:
-    """In-channels, text width and family of the UNet in a state dict's shapes."""
+    """In-channels, text width and family of the UNet (or SD3 transformer) in a state dict's shapes."""
     conv_in = next((shapes[k] for k in CONV_IN_KEYS if k in shapes), None)
+    patch_embed = next((shapes[k] for k in PATCH_EMBED_KEYS if k in shapes), None)
+    if conv_in is None and patch_embed is not None and len(patch_embed) == 4:
+        in_channels = patch_embed[1]
+        family = Family.ULTRAEDIT if in_channels in ULTRAEDIT_IN_CHANNELS else None
+        return UnetShape(in_channels=in_channels, context_dim=None, family=family, transformer=True)
     if conv_in is None or len(conv_in) != 4:
         raise IP2PUserError(
-            f"{name} has no UNet weights this pack knows (looked for {', '.join(CONV_IN_KEYS)}): "
-            "it may be a VAE, a LoRA or a text encoder file"
+            f"{name} has no UNet or SD3 transformer weights this pack knows (looked for "
+            f"{', '.join(CONV_IN_KEYS + PATCH_EMBED_KEYS)}): it may be a VAE, a LoRA or a text encoder file"
         )
     context = next((s[1] for k, s in shapes.items() if k.endswith(CONTEXT_KEY_SUFFIXES) and len(s) == 2), None)
     return UnetShape(in_channels=conv_in[1], context_dim=context, family=_family(context, COSXL_MARKER in shapes))
@@ -125,6 +139,15 @@ def require_ip2p_unet(path: Path, shapes: Optional[dict[str, tuple[int, ...]]] =
     """The file's UNet shape (from `shapes` when already read), or an error saying why it is not an IP2P model."""
     path = Path(path)
     shape = unet_shape(read_tensor_shapes(path) if shapes is None else shapes, path.name)
+    if shape.transformer:
+        if shape.family is Family.ULTRAEDIT:
+            return shape
+        if shape.in_channels == 16:
+            hint = ("it is an ordinary SD3 text-to-image model (16 input channels). Use ComfyUI's Load Checkpoint "
+                    "node for it, or load an UltraEdit model (32 or 48 input channels) here")
+        else:
+            hint = f"its SD3 transformer takes {shape.in_channels} input channels (UltraEdit's take 32 or 48)"
+        raise IP2PUserError(f"{path.name} is not an instruction-editing model: {hint}.")
     if shape.in_channels == IP2P_IN_CHANNELS:
         return shape
     if shape.in_channels == 4:

@@ -3,7 +3,8 @@
 The VAE needs sides in multiples of 8, and IP2P models edit best near the resolution they
 were trained at (longest side 512 for the paper's model). Framing optionally scales the
 image to a working resolution, then pads it with its own edge pixels up to the next
-multiple of 8, centred. Unframing crops the padding off and scales back, so the edit comes
+multiple of 8 (16 for SD3-family transformers, which patch the latent 2 x 2), centred.
+Unframing crops the padding off and scales back, so the edit comes
 back at exactly the input's size and aspect ratio, and with no working resolution set the
 pixels are never resampled at all.
 """
@@ -15,13 +16,14 @@ from torch import Tensor
 from ..errors import IP2PUserError
 
 LATENT_STRIDE = 8
+SD3_MULTIPLE = 16  # the VAE's 8, times the transformer's 2 x 2 patches
 
 
 @dataclass(frozen=True)
 class Framing:
     source: tuple[int, int]  # (height, width) of the input image
     scaled: tuple[int, int]  # after scaling to the working resolution
-    padded: tuple[int, int]  # after padding to multiples of 8
+    padded: tuple[int, int]  # after padding to multiples of 8 (or 16)
     offset: tuple[int, int]  # (top, left) of the scaled image inside the padded one
 
     def to_dict(self) -> dict:
@@ -32,8 +34,8 @@ class Framing:
         return cls(**{k: tuple(v) for k, v in data.items()})
 
 
-def plan_framing(height: int, width: int, longest_side: int = 0) -> Framing:
-    """The framing of an image; `longest_side` 0 keeps the input's resolution."""
+def plan_framing(height: int, width: int, longest_side: int = 0, multiple: int = LATENT_STRIDE) -> Framing:
+    """The framing of an image, its sides padded to `multiple`; `longest_side` 0 keeps the input's resolution."""
     if height < 1 or width < 1:
         raise IP2PUserError(f"image size {width}x{height} is empty")
     if longest_side < 0:
@@ -42,7 +44,7 @@ def plan_framing(height: int, width: int, longest_side: int = 0) -> Framing:
     if longest_side:
         factor = longest_side / max(height, width)
         scaled = (max(1, round(height * factor)), max(1, round(width * factor)))
-    padded = tuple(-(-side // LATENT_STRIDE) * LATENT_STRIDE for side in scaled)
+    padded = tuple(-(-side // multiple) * multiple for side in scaled)
     offset = tuple((p - s) // 2 for p, s in zip(padded, scaled))
     return Framing(source=(height, width), scaled=scaled, padded=padded, offset=offset)
 
