@@ -11,6 +11,7 @@ IMAGE_KEY = "concat_latent_image"
 FRAMING_KEY = "ip2p_framing"  # how the image was padded/scaled, to undo after decoding
 MASK_KEY = "ip2p_mask"  # where to edit, at the framed pixel size
 SOURCE_KEY = "ip2p_source"  # the framed input pixels, to keep outside the mask after decoding
+MASK_LATENT_KEY = "ip2p_mask_latent"  # UltraEdit's mask model: the mask image's unscaled VAE latent
 DECODE_ONLY_KEY = "ip2p_mask_at_decoding_only"  # True: the sampler edits everywhere, IP2P Decode keeps the outside
 # What the sampler hands on to IP2P Decode in its LATENT.
 DECODE_KEYS = (FRAMING_KEY, MASK_KEY, SOURCE_KEY)
@@ -32,8 +33,9 @@ def with_values(conditioning, **values):
 
 
 def without_image(conditioning):
-    """The same conditioning with the image removed: the model then sees a zero image."""
-    return [[tensor, {k: v for k, v in options.items() if k != IMAGE_KEY}] for tensor, options in conditioning]
+    """The same conditioning with the image (and UltraEdit's mask latent) removed: the model then sees zeros."""
+    return [[tensor, {k: v for k, v in options.items() if k not in (IMAGE_KEY, MASK_LATENT_KEY)}]
+            for tensor, options in conditioning]
 
 
 def image_latent(conditioning, input_name: str):

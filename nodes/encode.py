@@ -11,12 +11,13 @@ import math
 import torch
 
 from ..ip2p_core.errors import IP2PUserError
-from ..ip2p_core.inference.framing import frame, plan_framing
+from ..ip2p_core.inference.framing import LATENT_STRIDE, SD3_MULTIPLE, frame, plan_framing
 from ..ip2p_core.inference.masks import check_mask, feather
 from . import host
-from .conditioning import FRAMING_KEY, IMAGE_KEY, MASK_KEY, SOURCE_KEY, with_values
+from .conditioning import FRAMING_KEY, IMAGE_KEY, MASK_KEY, MASK_LATENT_KEY, SOURCE_KEY, with_values
 
 log = logging.getLogger(__name__)
+SD3_LATENT_CHANNELS = 16  # the VAE of SD3, hence of UltraEdit
 
 IMAGE_TOOLTIP = ("The image (or batch of images) to edit, any size: it is padded to multiples of 8 for the VAE "
                  "and IP2P Decode crops the padding off again.")
@@ -34,7 +35,8 @@ OPTIONAL_INPUTS = {
 
 def encode_image_into(positive, negative, vae, image, resolution=0, mask=None, mask_feather=0):
     """Encodes `image` once and returns (positive, negative, latent) carrying it."""
-    framing = plan_framing(image.shape[1], image.shape[2], resolution)
+    sd3 = vae.latent_channels == SD3_LATENT_CHANNELS
+    framing = plan_framing(image.shape[1], image.shape[2], resolution, SD3_MULTIPLE if sd3 else LATENT_STRIDE)
     pixels = frame(image, framing)
     if framing.padded != framing.source:
         log.info("IP2P Encode: %dx%d framed to %dx%d for the VAE", framing.source[1], framing.source[0],
@@ -48,6 +50,11 @@ def encode_image_into(positive, negative, vae, image, resolution=0, mask=None, m
         values[MASK_KEY] = frame(feather(check_mask(mask, image), mask_feather), framing)
         # SamplerCustomAdvanced keeps the latent outside its noise_mask: it must be the image's.
         out_latent.update(samples=latent.clone(), noise_mask=values[MASK_KEY])
+    if sd3:
+        # UltraEdit's mask model reads the mask as an RGB image through the VAE, white = edit; with
+        # no mask, all white (edit anywhere), as its authors give it for free-form edits.
+        where = values.get(MASK_KEY, torch.ones_like(pixels[..., 0]))
+        values[MASK_LATENT_KEY] = host.encode_mode(vae, where.unsqueeze(-1).expand(*where.shape, 3))
     return with_values(positive, **values), with_values(negative, **values), out_latent
 
 

@@ -14,7 +14,7 @@ from ..ip2p_core.inference.inversion import check_schedule
 from ..ip2p_core.inference.schedule import CfgSchedule, step_index
 from .attention import with_pytorch_attention
 from .conditioning import image_latent, with_values, without_image
-from .model_access import require_ip2p_model
+from .model_access import reads_mask, require_ip2p_model
 from .sampling_inputs import GUIDANCE_OPTIONS, IMAGE_CFG, MODEL_AND_CONDITIONINGS, TEXT_CFG
 from .step_cache import with_step_cache
 
@@ -48,6 +48,8 @@ class DualCFGGuider(comfy.samplers.CFGGuider):
         self.step_sigmas = [float(s) for s in sigmas]
         self.step_scales = list(zip(self.text_cfg.per_step(steps), self.image_cfg.per_step(steps))) if steps else []
         self.plan = PassPlan(self.saving, self.model_patcher.get_model_object("model_sampling").percent_to_sigma)
+        if reads_mask(self.model_patcher):  # SamplerCustomAdvanced passes IP2P Encode's mask as noise_mask
+            kwargs["denoise_mask"] = None
         return super().sample(noise, latent_image, sampler, sigmas, *args, **kwargs)
 
     def predict_noise(self, x, timestep, model_options=None, seed=None):

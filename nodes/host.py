@@ -25,6 +25,7 @@ import torch
 
 from ..ip2p_core.errors import IP2PUserError
 from ..ip2p_core.formats.diffusers_to_ldm import UNET_PREFIX
+from .checkpoint_parts import clip_and_vae
 
 
 def progress_bar_disabled() -> bool:
@@ -88,11 +89,7 @@ def load_checkpoint_state_dict(state: dict, dtype: Optional[torch.dtype], embedd
                                                      embedding_directory=embedding_directory,
                                                      **_model_options(dtype))[:3]
     config = comfy.model_detection.model_config_from_unet(state, UNET_PREFIX)
-    vae_weights = comfy.utils.state_dict_prefix_replace(state, {k: "" for k in config.vae_key_prefix},
-                                                        filter_keys=True)
-    vae = comfy.sd.VAE(sd=config.process_vae_state_dict(vae_weights))
-    clip = comfy.sd.CLIP(config.clip_target(state_dict=state), embedding_directory=embedding_directory)
-    clip.load_sd(config.process_clip_state_dict(state), full_model=True)
+    clip, vae = clip_and_vae(config, state, embedding_directory)
     # What is left: the UNet, and any keys beside it that say how the model samples.
     model = comfy.sd.load_unet_state_dict(comfy.utils.state_dict_prefix_replace(state, {UNET_PREFIX: ""}))
     return model, clip, vae

@@ -4,7 +4,8 @@ Each file is inspected before loading so a wrong model is refused with a sentenc
 of a shape error deep inside sampling; loading itself is ComfyUI's, so the model is a
 ModelPatcher under the host's model management (LoRAs, offloading, low-VRAM modes).
 IP2P UNets in diffusers layout (SD1.5 and SDXL family) are converted to the LDM layout
-ComfyUI detects for any size of model.
+ComfyUI detects for any size of model; UltraEdit's SD3 transformers to ComfyUI's MMDiT layout,
+built through the pack's config of ComfyUI's SD3 (`nodes/ultraedit.py`).
 """
 import logging
 import os
@@ -33,11 +34,14 @@ from ..ip2p_core.formats.diffusers_to_ldm import (
 from ..ip2p_core.formats.ema_weights import CHOICES as EMA_CHOICES
 from ..ip2p_core.formats.ema_weights import ema_names
 from ..ip2p_core.formats.latents import Family
+from ..ip2p_core.formats.mmdit_layout import diffusers_sd3_to_mmdit, is_diffusers_sd3
 from . import host
+from .checkpoint_parts import clip_and_vae
 from .model_access import require_ip2p_model, set_unet_weights
+from .ultraedit import load_ultraedit, ultraedit_config
 
 log = logging.getLogger(__name__)
-OUTPUT_TOOLTIPS = ("The IP2P diffusion model (8 input channels).",
+OUTPUT_TOOLTIPS = ("The IP2P diffusion model (an 8-channel UNet, or UltraEdit's 32/48-channel SD3 transformer).",
                    "The text encoder, for the edit instruction.",
                    "The VAE: encodes the input image and decodes the result.")
 
@@ -133,6 +137,8 @@ class IP2PCheckpointLoader(_WholeModelLoader):
         path = _path("checkpoints", ckpt_name)
         shapes = read_tensor_shapes(path)
         shape = require_ip2p_unet(path, shapes)
+        if shape.transformer:
+            return _ultraedit_checkpoint(path, _dtype(weight_dtype))
         ema = ema_names(shapes, unet_weights, ckpt_name)
         model, clip, vae = host.load_checkpoint(str(path), _dtype(weight_dtype),
                                                 folder_paths.get_folder_paths("embeddings"))
@@ -146,6 +152,30 @@ class IP2PCheckpointLoader(_WholeModelLoader):
         return _ip2p_model(model, ckpt_name), clip, vae
 
 
+def _ultraedit_checkpoint(path: Path, dtype):
+    """MODEL, CLIP, VAE of an UltraEdit single file (SD3 checkpoint layout: the transformer under
+    model.diffusion_model., text encoders under text_encoders., the VAE under first_stage_model.)."""
+    state = comfy.utils.load_torch_file(str(path), safe_load=True)
+    config = ultraedit_config(state, UNET_PREFIX)
+    clip, vae = clip_and_vae(config, state, folder_paths.get_folder_paths("embeddings"))
+    model = load_ultraedit(_transformer_weights(state, path.name), dtype, path.name)
+    log.info("IP2P: loaded %s (UltraEdit, %d input channels)", path.name, config.unet_config["in_channels"])
+    return _ip2p_model(model, path.name), clip, vae
+
+
+def _transformer_weights(state_dict: dict, name: str) -> dict:
+    """An SD3 transformer's weights in ComfyUI's MMDiT layout, from a checkpoint, a transformer-only
+    file in that layout, or diffusers' SD3Transformer2DModel layout."""
+    if any(k.startswith(UNET_PREFIX) for k in state_dict):
+        return {k[len(UNET_PREFIX):]: v for k, v in state_dict.items() if k.startswith(UNET_PREFIX)}
+    if not is_diffusers_sd3(state_dict):
+        return state_dict
+    try:
+        return diffusers_sd3_to_mmdit(state_dict)
+    except KeyError as exc:
+        raise IP2PUserError(f"{name}: unknown diffusers SD3 transformer layout ({exc.args[0]})") from None
+
+
 def _checkpoint_names() -> list:
     """models/checkpoints, and the demo model that ships with the pack (unless a file there has its name)."""
     names = folder_paths.get_filename_list("checkpoints")
@@ -157,9 +187,10 @@ def _is_shipped_demo(name: str) -> bool:
 
 
 class IP2PUNetLoader:
-    DESCRIPTION = ("Loads an InstructPix2Pix UNet-only file (LDM or diffusers key layout, fp32/fp16/bf16) "
-                   "from models/diffusion_models (models/unet on older ComfyUI). Pair it with the model's "
-                   "CLIP and VAE from ComfyUI's Load CLIP and Load VAE nodes.")
+    DESCRIPTION = ("Loads an InstructPix2Pix UNet-only file (LDM or diffusers key layout, fp32/fp16/bf16), or an "
+                   "UltraEdit SD3 transformer-only file, from models/diffusion_models (models/unet on older "
+                   "ComfyUI). Pair it with the model's CLIP and VAE from ComfyUI's Load CLIP (Triple CLIP Loader "
+                   "for UltraEdit) and Load VAE nodes.")
     CATEGORY = "InstructPix2Pix/loaders"
     RETURN_TYPES = ("MODEL",)
     RETURN_NAMES = ("model",)
@@ -170,20 +201,29 @@ class IP2PUNetLoader:
     def INPUT_TYPES(cls):
         return {"required": {
             "unet_name": (folder_paths.get_filename_list(host.unet_folder()), {
-                "tooltip": "An IP2P UNet file, e.g. a diffusers unet/diffusion_pytorch_model.safetensors renamed.",
+                "tooltip": "An IP2P UNet file, e.g. a diffusers unet/diffusion_pytorch_model.safetensors renamed, "
+                           "or an UltraEdit transformer/diffusion_pytorch_model.safetensors renamed.",
             }),
         }, "optional": WEIGHT_DTYPE_INPUTS}
 
     def load(self, unet_name, weight_dtype="default"):
         path = _path(host.unet_folder(), unet_name)
-        require_ip2p_unet(path)
-        state_dict = _unet_weights(comfy.utils.load_torch_file(str(path), safe_load=True), unet_name)
-        return (_ip2p_model(host.load_unet(state_dict, _dtype(weight_dtype), unet_name), unet_name),)
+        return (_ip2p_model(_denoiser(path, unet_name, _dtype(weight_dtype)), unet_name),)
+
+
+def _denoiser(path: Path, name: str, dtype):
+    """The MODEL of a UNet-only or transformer-only file (any layout the loaders take)."""
+    shape = require_ip2p_unet(path)
+    state_dict = comfy.utils.load_torch_file(str(path), safe_load=True)
+    if shape.transformer:
+        return load_ultraedit(_transformer_weights(state_dict, name), dtype, name)
+    return host.load_unet(_unet_weights(state_dict, name), dtype, name)
 
 
 class IP2PDiffusersLoader(_WholeModelLoader):
-    DESCRIPTION = ("Loads an InstructPix2Pix model saved as a diffusers folder (model_index.json, unet/, vae/, "
-                   "text_encoder/...) from models/diffusers, e.g. MagicBrush or timbrooks/instruct-pix2pix.")
+    DESCRIPTION = ("Loads an InstructPix2Pix model saved as a diffusers folder (model_index.json, unet/ or "
+                   "transformer/, vae/, text_encoder/...) from models/diffusers, e.g. MagicBrush, "
+                   "timbrooks/instruct-pix2pix or UltraEdit's SD3_UltraEdit_w_mask.")
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -194,15 +234,16 @@ class IP2PDiffusersLoader(_WholeModelLoader):
     def load(self, model_path, weight_dtype="default"):
         folder = _diffusers_folder(model_path)
         parts = find_parts(folder)
-        name = f"{model_path}/unet"
+        name = f"{model_path}/{parts.denoiser.parent.name}"
         try:
-            require_ip2p_unet(parts.unet)
+            require_ip2p_unet(parts.denoiser)
         except IP2PUserError as exc:
             raise IP2PUserError(f"{name}: {exc}") from None
-        unet = _unet_weights(comfy.utils.load_torch_file(str(parts.unet), safe_load=True), name)
-        model = _ip2p_model(host.load_unet(unet, _dtype(weight_dtype), name), model_path)
-        # One text encoder file for SD1.5; two (L and G) make the host build SDXL's.
-        clip = comfy.sd.load_clip([str(p) for p in parts.text_encoders],
+        model = _ip2p_model(_denoiser(parts.denoiser, name, _dtype(weight_dtype)), model_path)
+        # One text encoder file for SD1.5; two (L and G) make the host build SDXL's, unless told SD3's
+        # (CLIP-L and G, with T5 when the folder has it).
+        clip_type = comfy.sd.CLIPType.SD3 if parts.is_sd3 else comfy.sd.CLIPType.STABLE_DIFFUSION
+        clip = comfy.sd.load_clip([str(p) for p in parts.text_encoders], clip_type=clip_type,
                                   embedding_directory=folder_paths.get_folder_paths("embeddings"))
         vae = comfy.sd.VAE(sd=_vae_weights(comfy.utils.load_torch_file(str(parts.vae), safe_load=True), parts))
         return model, clip, vae

@@ -15,7 +15,15 @@ def require_ip2p_model(model, subject: str) -> None:
         raise IP2PUserError(
             f"{subject} is a {type(model.model).__name__} in ComfyUI, not an InstructPix2Pix model: ComfyUI builds "
             "one (a UNet that also takes the input image's latent) only from an IP2P model of the SD1.5 or SDXL "
-            "family. Choose such a model in an IP2P loader node and use its MODEL")
+            "family, and UltraEdit's SD3 models only through the pack's IP2P loaders. Choose such a model in an "
+            "IP2P loader node and use its MODEL")
+
+
+def reads_mask(model) -> bool:
+    """Whether the model takes the edit's mask as input channels (UltraEdit's mask model,
+    `nodes/ultraedit.py`): it localises the edit itself, so samplers leave the latent unmasked
+    (as its authors sample) and IP2P Decode keeps the input outside the mask."""
+    return getattr(model.model, "takes_mask", False)
 
 
 def unet_shapes(model) -> dict[str, tuple[int, ...]]:

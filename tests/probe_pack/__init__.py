@@ -218,8 +218,9 @@ class IP2PTestRecordUNetInput:
     At execution it writes `path` + ".json": the model class, the supported-model config
     ComfyUI's detection picked, model type, latent format, sampling sigmas, dtype and the
     diffusion model's weight names and shapes. The returned clone's model function wrapper
-    then saves, per UNet call, the tensor conv_in actually gets (noisy latent in channels 0-3,
-    image latent in 4-7), the c_concat the host built, sigma and cond_or_uncond, to
+    then saves, per UNet call, the tensor conv_in (an SD3 transformer's patch embedding) actually
+    gets (noisy latent in channels 0-3, image latent in 4-7; SD3: 0-15, 16-31, mask 32-47), the
+    c_concat, text context and pooled vector the host built, sigma and cond_or_uncond, to
     `path` + ".calls.pt" (a list, rewritten after every call)."""
     CATEGORY = "testing"
     RETURN_TYPES = ("MODEL",)
@@ -258,7 +259,7 @@ class IP2PTestRecordUNetInput:
 
         calls = []
         previous = model.model_options.get("model_function_wrapper")
-        conv_in = unet.input_blocks[0][0]
+        conv_in = unet.input_blocks[0][0] if hasattr(unet, "input_blocks") else unet.x_embedder.proj
 
         def wrapper(apply_model, args):
             seen = []
@@ -271,9 +272,9 @@ class IP2PTestRecordUNetInput:
                     out = apply_model(args["input"], args["timestep"], **args["c"])
             finally:
                 hook.remove()
-            concat = args["c"].get("c_concat")
+            recorded = {key: args["c"].get(key) for key in ("c_concat", "c_crossattn", "y")}
             calls.append({"unet_input": seen[0] if seen else None,
-                          "c_concat": None if concat is None else concat.detach().cpu().clone(),
+                          **{k: None if v is None else v.detach().cpu().clone() for k, v in recorded.items()},
                           "sigma": args["timestep"].detach().cpu().clone(),
                           "cond_or_uncond": list(args["cond_or_uncond"]),
                           "output_finite": bool(torch.isfinite(out).all())})
