@@ -75,6 +75,14 @@ SOURCES = {
     "cosxl_edit.safetensors":
         "CosXL Edit by Stability AI, an SDXL-based instruction-editing model: https://huggingface.co/stabilityai/cosxl "
         "(file cosxl_edit.safetensors; log in and accept its licence on the model page if asked)",
+    "SD3_UltraEdit_freeform":
+        "UltraEdit's free-form model (SD3): the diffusers folder of "
+        "https://huggingface.co/BleachNick/SD3_UltraEdit_freeform (model_index.json, transformer/, vae/, "
+        "text_encoder/, text_encoder_2/, text_encoder_3/, tokenizers, scheduler/), as a folder named "
+        "SD3_UltraEdit_freeform; it is used as it is (T5 included when text_encoder_3/ is there)",
+    "SD3_UltraEdit_w_mask":
+        "UltraEdit's mask model (SD3): the diffusers folder of https://huggingface.co/BleachNick/SD3_UltraEdit_w_mask, "
+        "as a folder named SD3_UltraEdit_w_mask (same layout as the free-form one)",
     "RealESRGAN_x2plus.pth":
         "Real-ESRGAN's 2x upscale model: https://github.com/xinntao/Real-ESRGAN/releases (file "
         "RealESRGAN_x2plus.pth), or another 2x ESRGAN-family model",
@@ -196,6 +204,25 @@ LAYOUTS = {
             "CosXL Edit: text_cfg about 5 (3 to 7), image_cfg 1.5; too little change: raise text_cfg or lower "
             "image_cfg towards 1.2. 20 steps usually suffice. The seed is 'fixed' so the file reproduces its "
             "edit; set it to 'randomize' for variations."}),
+    "ultraedit_edit": Layout(
+        "Edit with UltraEdit's free-form model (SD3, trained the InstructPix2Pix way): the same nodes as the basic "
+        "edit. IP2P Diffusers Loader builds it through ComfyUI's own SD3 code, with its text encoders (CLIP-L, "
+        "CLIP-G, T5 when the folder has it) and VAE. The image is edited with its longest side at 512 px, the "
+        "size UltraEdit was trained at (sides are padded to multiples of 16), and IP2P Decode scales the result "
+        "back to the input's size. Euler, normal scheduler, 28 steps, text_cfg 7 and image_cfg 1.5 are the "
+        "authors' pipeline defaults.",
+        _groups(LOAD, EDIT, RESULT), {"Instruction and edit":
+            "UltraEdit: the authors' examples use 50 steps, text_cfg 7.5 and image_cfg 1.5; for free-form edits they "
+            "advise text_cfg at most 7.5. Too little change: raise text_cfg or lower image_cfg towards 1.2."}),
+    "ultraedit_masked_edit": Layout(
+        "Region edit with UltraEdit's mask model (SD3): only the white part of the mask (here the sky) is edited. "
+        "The model takes the mask itself (as an image through the VAE), so the sampler runs as its authors' "
+        "pipeline does, and IP2P Decode returns the input's exact pixels outside the mask. Without a mask the "
+        "same model edits freely (it then sees an all-white mask). To paint your own mask, right-click Load "
+        "Image -> Open in MaskEditor and connect its MASK output to the encode node's mask.",
+        _groups(("Model, image and mask", "1 2 7", BLUE), EDIT, RESULT), {"Instruction and edit":
+            "UltraEdit with a mask: the authors' demo suggests a higher text_cfg for region edits than for "
+            "free-form ones (up to 12.5, image_cfg 1.5)."}),
     "unet_only_edit": Layout(
         "The basic edit with a UNet-only file: IP2P UNet Loader for the diffusion model, ComfyUI's Load "
         "CLIP (type stable_diffusion) and Load VAE for the text encoder and the VAE.",

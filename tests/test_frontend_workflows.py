@@ -16,7 +16,7 @@ import os
 
 import numpy as np
 import pytest
-from model_files import sdxl_files  # noqa: F401 (fixture)
+from model_files import sdxl_files, ultraedit_files  # noqa: F401 (fixtures)
 from PIL import Image
 from test_host_workflows import on_test_files, prompt_for
 from upscale_factory import SCALE as UPSCALE_MODEL_SCALE
@@ -82,6 +82,9 @@ def shipped_files(upscale_model, request):
     def files_for(name: str) -> dict:
         if name.startswith("cosxl_"):  # SDXL family: the generated CosXL Edit checkpoint
             files = {"checkpoint": request.getfixturevalue("sdxl_files")["cosxl_checkpoint"]}
+        elif name.startswith("ultraedit_"):  # UltraEdit: the generated diffusers folders
+            _, names = request.getfixturevalue("ultraedit_files")
+            files = {"diffusers": names["mask_diffusers" if "masked" in name else "freeform_diffusers"]}
         else:
             files = {**request.getfixturevalue("demo_files"), "checkpoint": demo_model.CHECKPOINT_NAME}
         return {**files, "upscale_model": upscale_model}
