@@ -155,3 +155,23 @@ def test_mask_model_from_comfyuis_own_ip2p_conditioning_names_the_missing_mask(h
     graph["5"] = {"class_type": "InstructPixToPixConditioning", "inputs": {
         "positive": ["3", 0], "negative": ["4", 0], "vae": ["1", 2], "pixels": ["2", 0]}}
     assert "takes a mask (48 input channels) but the conditioning has no mask latent" in failure(host, graph)
+
+
+def test_relevance_mask_and_pass_saving_apply_and_step_caching_says_it_does_not(host, ultraedit_files, test_images):
+    # The random transformer's relevance is spread over the little picture: a high threshold keeps part of it.
+    _, names = ultraedit_files
+    graph = edit(names, "freeform", decode=True)
+    graph["20"] = {"class_type": "IP2PRelevanceMask", "inputs": {
+        "model": ["1", 0], "positive": ["5", 0], "negative": ["5", 1], "threshold": 0.9, "margin": 0}}
+    graph["21"] = {"class_type": "IP2PFewerPasses", "inputs": {"preset": "balanced"}}
+    graph["22"] = {"class_type": "MaskToImage", "inputs": {"mask": ["20", 3]}}
+    graph["23"] = {"class_type": "SaveImage", "inputs": {"images": ["22", 0], "filename_prefix": "mask"}}
+    graph["6"]["inputs"].update(positive=["20", 0], negative=["20", 1], fewer_passes=["21", 0])
+    outputs = host.run(graph)
+    (edited,), (mask,) = ([np.asarray(Image.open(p).convert("RGB")).astype(int)
+                           for p in host.output_files({node: outputs[node]}, types=["output"])] for node in ("8", "23"))
+    source = np.asarray(Image.open(test_images[SMALL_IMAGE]).convert("RGB")).astype(int)
+    outside, inside = mask[..., 0] == 0, mask[..., 0] == 255
+    assert outside.any() and inside.any() and np.array_equal(edited[outside], source[outside])
+    graph["21"]["inputs"]["preset"] = "fast"
+    assert "step caching needs a UNet" in (message := failure(host, graph)) and "'balanced' preset" in message

@@ -112,7 +112,8 @@ def deep_blocks(unet: nn.Module, depth: int) -> list[DeepBlock]:
     inputs, outputs = getattr(unet, "input_blocks", None), getattr(unet, "output_blocks", None)
     if not isinstance(inputs, nn.ModuleList) or not isinstance(outputs, nn.ModuleList):
         raise IP2PUserError(f"step caching needs a UNet with input and output blocks (SD1.5, SDXL); "
-                            f"this model's diffusion model is a {type(unet).__name__}")
+                            f"this model's diffusion model is a {type(unet).__name__}: choose a pass-saving "
+                            "setting without it (the 'balanced' preset, or cache_interval 1)")
     if not 1 <= depth < len(inputs):
         raise IP2PUserError(f"cache_depth must be between 1 and {len(inputs) - 1} for this UNet "
                             f"({len(inputs)} input blocks), got {depth}")
