@@ -50,7 +50,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import torch
 
@@ -192,31 +192,36 @@ def build_sd15_full_ip2p(cache_root: Path = DEFAULT_CACHE_ROOT) -> TinyModel:
 
 
 def _build_cached(cache_root: Path, name: str, describe) -> TinyModel:
-    version_dir = Path(cache_root).resolve() / factory_version()
-    model = describe(version_dir / name)
-    if _is_complete(model):
-        return model
-    version_dir.mkdir(parents=True, exist_ok=True)
-    with file_lock(version_dir / f".{name}.lock"):
-        if _is_complete(model):  # another process built it while we waited
-            return model
-        for leftover in version_dir.glob(f".{name}-tmp-*"):  # from a build that was killed; we hold the lock
+    model = describe(Path(cache_root).resolve() / factory_version() / name)
+    build_once(model.root, lambda tmp: _build_into(tmp, describe(tmp)), lambda root: _is_complete(describe(root)))
+    return model
+
+
+def build_once(root: Path, build_into: Callable[[Path], None], is_complete: Callable[[Path], bool]) -> None:
+    """Makes the folder `root` once for all processes: `build_into` fills a temporary sibling,
+    renamed into place under a lock, so a reader never sees half a build."""
+    if is_complete(root):
+        return
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(root.parent / f".{root.name}.lock"):
+        if is_complete(root):  # another process built it while we waited
+            return
+        for leftover in root.parent.glob(f".{root.name}-tmp-*"):  # from a build that was killed; we hold the lock
             shutil.rmtree(leftover, ignore_errors=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{name}-tmp-", dir=version_dir))
+        tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}-tmp-", dir=root.parent))
         os.chmod(tmp, 0o755)  # mkdtemp's 0700 would survive the rename
         try:
             started = time.monotonic()
-            _build_into(tmp, describe(tmp))
-            if model.root.exists():  # a stale, incomplete build left by an older crash
-                shutil.rmtree(model.root)
-            os.replace(tmp, model.root)
-            log.info("built test model %s in %.1f s at %s", name, time.monotonic() - started, model.root)
+            build_into(tmp)
+            if root.exists():  # a stale, incomplete build left by an older crash
+                shutil.rmtree(root)
+            os.replace(tmp, root)
+            log.info("built test model %s in %.1f s at %s", root.name, time.monotonic() - started, root)
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
-    if not _is_complete(model):
-        raise RuntimeError(f"test model build did not produce {model.root}")
-    return model
+    if not is_complete(root):
+        raise RuntimeError(f"test model build did not produce {root}")
 
 
 # Cache folders the factories write: tiny models (factory_version), SDXL family, UltraEdit (SD3), LoRAs/ControlNet.

@@ -26,11 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
-import shutil
-import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,7 +41,7 @@ from training.trainable_model import comfy_tokenizer_dir
 from . import sdxl_model_factory
 from .model_factory import (
     DEFAULT_CACHE_ROOT,
-    file_lock,
+    build_once,
     randomise_,
     sd15_text_encoder_config,
     sd15_vae_config,
@@ -53,8 +49,6 @@ from .model_factory import (
     zero_text_tower_but_,
 )
 from .sdxl_model_factory import CLIP_G_SEED, CLIP_L_SEED, clip_g_config
-
-log = logging.getLogger(__name__)
 
 TRANSFORMER_SEED = 8901
 SD3_VAE_SEED = 9012
@@ -109,26 +103,8 @@ def sd3_family_version() -> str:
 
 def build_ultraedit_models(cache_root: Path = DEFAULT_CACHE_ROOT) -> UltraEditModels:
     """Both models in both layouts, built once (in a temporary folder renamed into place) and cached."""
-    version_dir = Path(cache_root).resolve() / sd3_family_version()
-    models = _describe(version_dir / NAME)
-    if _is_complete(models):
-        return models
-    version_dir.mkdir(parents=True, exist_ok=True)
-    with file_lock(version_dir / f".{NAME}.lock"):
-        if _is_complete(models):
-            return models
-        for leftover in version_dir.glob(f".{NAME}-tmp-*"):
-            shutil.rmtree(leftover, ignore_errors=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{NAME}-tmp-", dir=version_dir))
-        os.chmod(tmp, 0o755)
-        try:
-            started = time.monotonic()
-            _build_into(_describe(tmp))
-            shutil.rmtree(models.root, ignore_errors=True)
-            os.replace(tmp, models.root)
-            log.info("built test models %s in %.1f s at %s", NAME, time.monotonic() - started, models.root)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+    models = _describe(Path(cache_root).resolve() / sd3_family_version() / NAME)
+    build_once(models.root, lambda tmp: _build_into(_describe(tmp)), lambda root: _is_complete(_describe(root)))
     return models
 
 
@@ -161,7 +137,11 @@ def ultraedit_transformer(in_channels: int):
 
 
 def _build_into(models: UltraEditModels) -> None:
-    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, StableDiffusion3Pipeline
+    from diffusers import (
+        AutoencoderKL,
+        FlowMatchEulerDiscreteScheduler,
+        StableDiffusion3Pipeline,
+    )
     from safetensors.torch import save_file
     from transformers import CLIPTextConfig, CLIPTextModelWithProjection, CLIPTokenizer
 

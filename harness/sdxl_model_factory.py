@@ -40,10 +40,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-import os
-import shutil
-import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,9 +56,9 @@ from .model_factory import (
     COSXL_SIGMA_MAX,
     COSXL_SIGMA_MIN,
     DEFAULT_CACHE_ROOT,
+    build_once,
     build_sdxl_ip2p_unet,
     factory_version,
-    file_lock,
     randomise_,
     sd15_text_encoder_config,
     sd15_vae_config,
@@ -115,27 +111,12 @@ def sdxl_family_version() -> str:
 
 def build_sdxl_family(cache_root: Path = DEFAULT_CACHE_ROOT) -> SDXLFamily:
     """The SDXL-family test model, built once (into a temporary folder renamed into place) and cached."""
-    version_dir = Path(cache_root).resolve() / sdxl_family_version()
-    model = _describe(version_dir / NAME)
+    model = _describe(Path(cache_root).resolve() / sdxl_family_version() / NAME)
     if _is_complete(model):
         return model
-    unet_file = build_sdxl_ip2p_unet(cache_root).unet  # outside our lock: it takes its own
-    version_dir.mkdir(parents=True, exist_ok=True)
-    with file_lock(version_dir / f".{NAME}.lock"):
-        if _is_complete(model):  # another process built it while we waited
-            return model
-        for leftover in version_dir.glob(f".{NAME}-tmp-*"):  # from a killed build; we hold the lock
-            shutil.rmtree(leftover, ignore_errors=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{NAME}-tmp-", dir=version_dir))
-        os.chmod(tmp, 0o755)  # mkdtemp's 0700 would survive the rename
-        try:
-            started = time.monotonic()
-            _build_into(_describe(tmp), unet_file)
-            shutil.rmtree(model.root, ignore_errors=True)  # an incomplete build left by an older crash
-            os.replace(tmp, model.root)
-            log.info("built test model %s in %.1f s at %s", NAME, time.monotonic() - started, model.root)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+    unet_file = build_sdxl_ip2p_unet(cache_root).unet  # outside build_once's lock: it takes its own
+    build_once(model.root, lambda tmp: _build_into(_describe(tmp), unet_file),
+               lambda root: _is_complete(_describe(root)))
     return model
 
 
