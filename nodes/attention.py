@@ -9,7 +9,9 @@ host's own PyTorch kernel instead, by attention-replace patches: the computation
 
 Patches are keyed (block name, number), the key form PAG and IP-Adapter-style packs use; a
 replacement the user installed under that key is kept, and one keyed (block name, number,
-transformer index), like SAG's, takes precedence by the hosts' lookup order.
+transformer index), like SAG's, takes precedence by the hosts' lookup order. A transformer without
+UNet blocks (UltraEdit's MMDiT) takes no such patches: upstream's kernel override serves it there;
+the 2024 host has none, and its MMDiT keeps the sub-quadratic kernel.
 """
 import functools
 import logging
@@ -27,6 +29,12 @@ def with_pytorch_attention(model):
     """`model` itself, or a clone whose UNet attention runs PyTorch's kernel where that is safe."""
     if not runs_sub_quadratic_by_default(model) or host.attention_kernel_chosen(model):
         return model
+    if not attention_blocks(model.model.diffusion_model):  # a transformer: one override for all its attention
+        patched = model.clone()
+        if not host.override_attention_kernel(patched, _pytorch_kernel):
+            return model
+        _log_choice()
+        return patched
     replaced = model.model_options.get("transformer_options", {}).get("patches_replace", {})
     patched = model.clone()
     changed = False
@@ -70,6 +78,11 @@ def attention_blocks(unet) -> list:
 def _pytorch_attention(q, k, v, extra_options):
     """The host's own scaled_dot_product_attention kernel: what --use-pytorch-cross-attention runs."""
     return comfy.ldm.modules.attention.attention_pytorch(q, k, v, extra_options["n_heads"])
+
+
+def _pytorch_kernel(func, *args, **kwargs):
+    """Upstream's kernel override: the host's PyTorch kernel in place of `func`, with the same arguments."""
+    return comfy.ldm.modules.attention.attention_pytorch(*args, **kwargs)
 
 
 @functools.lru_cache(maxsize=None)

@@ -10,12 +10,13 @@ sampling, model-management, patching and attention APIs the pack uses; they diff
 - where the weight-patch arithmetic lives: `comfy.lora` upstream, the ModelPatcher in 2024
   (`evaluate_patch`);
 - upstream's `optimized_attention_override`, by which a pack chooses the attention kernel of
-  every attention (`attention_kernel_chosen`).
+  every attention (`attention_kernel_chosen`, `override_attention_kernel`).
 """
 import contextlib
 import inspect
 from typing import Optional
 
+import comfy.ldm.modules.attention
 import comfy.lora
 import comfy.model_detection
 import comfy.sd
@@ -119,6 +120,15 @@ def evaluate_patch(model, value, shape: tuple[int, ...]) -> torch.Tensor:
     zero = torch.zeros(shape, dtype=torch.float32)
     calculate = getattr(comfy.lora, "calculate_weight", None)  # upstream; the 2024 host has it on the patcher
     return calculate(patches, zero, "") if calculate else model.calculate_weight(patches, zero, "")
+
+
+def override_attention_kernel(model, kernel) -> bool:
+    """Sends every attention of `model` (a clone the caller owns) through `kernel(func, *args, **kwargs)`
+    by upstream's transformer option; False where the host has none (the 2024 host)."""
+    if not hasattr(comfy.ldm.modules.attention, "wrap_attn"):
+        return False
+    model.model_options.setdefault("transformer_options", {})["optimized_attention_override"] = kernel
+    return True
 
 
 def attention_kernel_chosen(model) -> bool:
