@@ -90,19 +90,23 @@ def edit(pipe, request: dict) -> dict:
             "image": str(out_dir / f"diffusers_{request['tag']}.png")}
 
 
-def main() -> None:
-    pipe = comfy_pipeline(sys.argv[1])
-    reply = {"ready": True, "torch": torch.__version__, "threads": torch.get_num_threads(),
-             "memory_mb": memory_mb()}
-    print(json.dumps(reply), flush=True)
+def serve(handle, ready: dict) -> None:
+    """Answers `ready`, then each request line of stdin with `handle(request)`'s line, until "quit"."""
+    print(json.dumps({"ready": True, **ready}), flush=True)
     for line in sys.stdin:
         request = json.loads(line)
         if request.get("cmd") == "quit":
             break
         try:
-            print(json.dumps(edit(pipe, request)), flush=True)
+            print(json.dumps(handle(request)), flush=True)
         except Exception as exc:  # reported to the parent, which stops the benchmark
             print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}), flush=True)
+
+
+def main() -> None:
+    pipe = comfy_pipeline(sys.argv[1])
+    serve(lambda request: edit(pipe, request),
+          {"torch": torch.__version__, "threads": torch.get_num_threads(), "memory_mb": memory_mb()})
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ pack's part of the edit. Returns the final latent in ComfyUI's LATENT convention
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -45,7 +46,14 @@ def load_parts(folder: Path):
 def ultraedit_latent(folder: Path, image: torch.Tensor, mask: Optional[torch.Tensor], text: TextEmbeddings,
                      noise: torch.Tensor, steps: int, text_cfg: float, image_cfg: float) -> torch.Tensor:
     """`image` (1, 3, H, W) in [-1, 1]; `mask` (1, 3, H, W) in [-1, 1] for the mask model (None: free-form)."""
-    transformer, vae, scheduler = load_parts(folder)
+    return denoise(*load_parts(folder), image, mask, text, noise, steps, text_cfg, image_cfg)
+
+
+@torch.no_grad()
+def denoise(transformer, vae, scheduler, image: torch.Tensor, mask: Optional[torch.Tensor], text: TextEmbeddings,
+            noise: torch.Tensor, steps: int, text_cfg: float, image_cfg: float,
+            timing: Optional[dict] = None) -> torch.Tensor:
+    """The edit's latent from loaded parts; `timing`, if given, gets the loop's "seconds"."""
     image_latents = vae.encode(image).latent_dist.mode()
     image_latents = torch.cat([image_latents, image_latents, torch.zeros_like(image_latents)])
     mask_latents = None
@@ -54,6 +62,7 @@ def ultraedit_latent(folder: Path, image: torch.Tensor, mask: Optional[torch.Ten
         mask_latents = torch.cat([mask_latents, mask_latents, torch.zeros_like(mask_latents)])
     prompt_embeds = torch.cat([text.prompt, text.negative, text.negative])
     pooled = torch.cat([text.pooled, text.negative_pooled, text.negative_pooled])
+    started = time.perf_counter()
     scheduler.set_timesteps(steps)
     latents = noise.clone()
     for t in scheduler.timesteps:
@@ -65,4 +74,6 @@ def ultraedit_latent(folder: Path, image: torch.Tensor, mask: Optional[torch.Ten
         text_branch, image_branch, uncond = prediction.chunk(3)
         guided = uncond + text_cfg * (text_branch - image_branch) + image_cfg * (image_branch - uncond)
         latents = scheduler.step(guided, t, latents, return_dict=False)[0]
+    if timing is not None:
+        timing["seconds"] = time.perf_counter() - started
     return latents / vae.config.scaling_factor

@@ -1,5 +1,5 @@
 """Keeps benchmarks/bench_edit.py working: its --quick mode end to end (the demo model, 64 px, 1 step),
-and benchmarks/attention_kernels.py on one small size.
+benchmarks/attention_kernels.py on one small size, and benchmarks/ultraedit_speed.py --quick.
 
 No timing is asserted (the machine is shared and the tiny model says nothing about speed);
 only that all three paths ran, each counted its UNet calls in the sampling loop (the hosts'
@@ -64,3 +64,11 @@ def test_attention_kernel_benchmark_runs_and_the_kernels_agree():
     lines = [line for line in proc.stdout.splitlines() if line.startswith("64 px")]
     assert [line.split()[2] for line in lines] == ["attn1", "attn2"]
     assert all(float(line.rsplit(" ", 1)[1]) < 1e-5 for line in lines), lines
+
+
+def test_ultraedit_benchmark_runs_the_pack_and_the_authors_pipeline():
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.ultraedit_speed", "--quick"], cwd=REPO,
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    assert re.search(r"^\| 64 x 48 \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| \d+ / \d+ \|$",
+                     proc.stdout, re.MULTILINE), proc.stdout
