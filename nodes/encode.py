@@ -20,14 +20,15 @@ log = logging.getLogger(__name__)
 SD3_LATENT_CHANNELS = 16  # the VAE of SD3, hence of UltraEdit
 
 IMAGE_TOOLTIP = ("The image (or batch of images) to edit, any size: it is padded to multiples of 8 for the VAE "
-                 "and IP2P Decode crops the padding off again.")
+                 "(16 for UltraEdit) and IP2P Decode crops the padding off again.")
 OPTIONAL_INPUTS = {
     "resolution": ("INT", {"default": 0, "min": 0, "max": 8192, "step": 8,
                            "tooltip": "Working resolution as the longest side in pixels (the paper's model was "
                                       "trained at 512). 0 edits at the input's own size. IP2P Decode scales the "
                                       "result back to the input size."}),
     "mask": ("MASK", {"tooltip": "Optional: edit only where the mask is white (same size as the image). Applied "
-                                 "while sampling; IP2P Decode also keeps the input's exact pixels outside it."}),
+                                 "while sampling (UltraEdit's mask model reads it as an input instead); IP2P Decode "
+                                 "also keeps the input's exact pixels outside it."}),
     "mask_feather": ("INT", {"default": 0, "min": 0, "max": 256,
                              "tooltip": "Softens the mask border by about this many pixels, for a seamless blend."}),
 }

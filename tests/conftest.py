@@ -62,8 +62,8 @@ def pytest_sessionstart(session):
 # test processes take files from one queue, and a long one taken last keeps the other process idle.
 # The recipe's quick run goes first, so that its big temporary turn ends before the others ask.
 LONGEST_FIRST = ("test_demo_recipe_quick.py", "test_frontend_workflows.py", "test_host_demo_edits.py",
-                 "test_batch_ray.py", "test_benchmark_quick.py", "test_host_controls.py", "test_host_compose.py",
-                 "test_host_compose_memory.py")
+                 "test_batch_ray.py", "test_benchmark_quick.py", "test_host_ultraedit.py", "test_host_controls.py",
+                 "test_host_compose.py", "test_host_compose_memory.py")
 
 
 def pytest_collection_modifyitems(items):
@@ -76,7 +76,7 @@ def pytest_collection_modifyitems(items):
 
 @contextlib.contextmanager
 def one_big_temporary():
-    """Tests whose temporary files take half a gigabyte or more (the recipe's quick run, up to 2 GB;
+    """Tests whose temporary files take half a gigabyte or more (the recipe's quick run, 1.2 GB;
     two saved checkpoints and the EMA copies, 0.6 GB each) take turns across the test processes,
     so that two never sit on the disk at once: a full run stays within 6 GB beside the venv."""
     MODEL_CACHE.mkdir(parents=True, exist_ok=True)
