@@ -18,8 +18,9 @@ builds SD3's text encoders and VAE from fixed shapes, and its MMDiT ties the wid
 * no T5: ComfyUI runs SD3 without it, and a T5-XXL, even zero, is 9 GB of memory per load.
 
 Written as two diffusers folders (`freeform/`, `mask/`: their VAE and text encoder files are one
-file, hard-linked) and two single files in the SD3 checkpoint layout ComfyUI's own SD3 files
-have (`ultraedit_freeform.safetensors`, `ultraedit_mask.safetensors`). Cached under
+file, hard-linked) and the mask model as a single file in the SD3 checkpoint layout ComfyUI's own
+SD3 files have (`ultraedit_mask.safetensors`; the tests cut the free-form transformer-only file
+from it). Cached under
 `cache_root/sd3-<hash>/`, the hash over this file, the SDXL factory's and the key converter.
 """
 from __future__ import annotations
@@ -27,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,7 +60,6 @@ FREE_FORM_CHANNELS = 32
 CLIP_L_RANDOM_LAYERS = (10,)  # SD3 reads CLIP-L's penultimate layer
 CLIP_G_RANDOM_LAYERS = (31,)  # CLIP-G's pooled output reads its last layer (its penultimate is then its embeddings)
 TOKEN_ROWS = 4096
-SHARED_PARTS = ("vae", "text_encoder", "text_encoder_2")  # one file for both folders
 UNET_PREFIX = "model.diffusion_model."
 VAE_SCALE, VAE_SHIFT = 1.5305, 0.0609
 
@@ -84,14 +85,10 @@ class UltraEditModels:
     root: Path
     freeform_dir: Path  # 32 channels, diffusers folder
     mask_dir: Path  # 48 channels, diffusers folder
-    freeform_checkpoint: Path  # single file
-    mask_checkpoint: Path
+    mask_checkpoint: Path  # single file
 
     def diffusers_dir(self, mask: bool) -> Path:
         return self.mask_dir if mask else self.freeform_dir
-
-    def checkpoint(self, mask: bool) -> Path:
-        return self.mask_checkpoint if mask else self.freeform_checkpoint
 
 
 def sd3_family_version() -> str:
@@ -110,12 +107,11 @@ def build_ultraedit_models(cache_root: Path = DEFAULT_CACHE_ROOT) -> UltraEditMo
 
 def _describe(root: Path) -> UltraEditModels:
     return UltraEditModels(root=root, freeform_dir=root / "freeform", mask_dir=root / "mask",
-                           freeform_checkpoint=root / "ultraedit_freeform.safetensors",
                            mask_checkpoint=root / "ultraedit_mask.safetensors")
 
 
 def _is_complete(models: UltraEditModels) -> bool:
-    return all(path.is_file() for path in (models.freeform_checkpoint, models.mask_checkpoint,
+    return all(path.is_file() for path in (models.mask_checkpoint,
                                            models.freeform_dir / "model_index.json",
                                            models.mask_dir / "model_index.json"))
 
@@ -164,35 +160,27 @@ def _build_into(models: UltraEditModels) -> None:
     for module in (vae, clip_l, clip_g):
         module.to(torch.float16)
 
-    for mask in (True, False):  # the mask model's folder first: the free-form one links its shared parts
-        transformer = ultraedit_transformer(MASK_CHANNELS if mask else FREE_FORM_CHANNELS).to(torch.float16)
-        folder = models.diffusers_dir(mask)
-        StableDiffusion3Pipeline(
-            transformer=transformer, scheduler=scheduler, vae=vae, text_encoder=clip_l, tokenizer=tokenizers[0],
-            text_encoder_2=clip_g, tokenizer_2=tokenizers[1], text_encoder_3=None, tokenizer_3=None,
-        ).save_pretrained(folder, safe_serialization=True)
-        if not mask:
-            _link_shared_parts(models.mask_dir, folder)
-        dig_holes_in(folder)
-        index = json.loads((folder / "model_index.json").read_text())
-        index["_class_name"] = "StableDiffusion3InstructPix2PixPipeline"  # as UltraEdit's folders name it
-        (folder / "model_index.json").write_text(json.dumps(index, indent=2))
+    transformer = ultraedit_transformer(MASK_CHANNELS).to(torch.float16)
+    StableDiffusion3Pipeline(
+        transformer=transformer, scheduler=scheduler, vae=vae, text_encoder=clip_l, tokenizer=tokenizers[0],
+        text_encoder_2=clip_g, tokenizer_2=tokenizers[1], text_encoder_3=None, tokenizer_3=None,
+    ).save_pretrained(models.mask_dir, safe_serialization=True)
+    dig_holes_in(models.mask_dir)
+    index = json.loads((models.mask_dir / "model_index.json").read_text())
+    index["_class_name"] = "StableDiffusion3InstructPix2PixPipeline"  # as UltraEdit's folders name it
+    (models.mask_dir / "model_index.json").write_text(json.dumps(index, indent=2))
+    # The free-form folder: the mask folder's files, hard-linked (one copy on disk), but its transformer.
+    shutil.copytree(models.mask_dir, models.freeform_dir, copy_function=os.link)
+    shutil.rmtree(models.freeform_dir / "transformer")
+    ultraedit_transformer(FREE_FORM_CHANNELS).to(torch.float16).save_pretrained(
+        models.freeform_dir / "transformer", safe_serialization=True)
 
-        state = {UNET_PREFIX + k: v for k, v in mmdit_layout.diffusers_sd3_to_mmdit(transformer.state_dict()).items()}
-        state.update(vae_to_ldm(vae.state_dict(), sd3_vae_config()))
-        state.update({"text_encoders.clip_l.transformer." + k: v for k, v in clip_l.state_dict().items()})
-        state.update({"text_encoders.clip_g.transformer." + k: v for k, v in clip_g.state_dict().items()})
-        state = {k: v.contiguous() for k, v in state.items() if not k.endswith("position_ids")}
-        save_file(state, str(models.checkpoint(mask)),
-                  metadata={"format": "pt", "ip2p_test_factory": sd3_family_version()})
-        dig_holes(models.checkpoint(mask))
+    state = {UNET_PREFIX + k: v for k, v in mmdit_layout.diffusers_sd3_to_mmdit(transformer.state_dict()).items()}
+    state.update(vae_to_ldm(vae.state_dict(), sd3_vae_config()))
+    state.update({"text_encoders.clip_l.transformer." + k: v for k, v in clip_l.state_dict().items()})
+    state.update({"text_encoders.clip_g.transformer." + k: v for k, v in clip_g.state_dict().items()})
+    state = {k: v.contiguous() for k, v in state.items() if not k.endswith("position_ids")}
+    save_file(state, str(models.mask_checkpoint), metadata={"format": "pt", "ip2p_test_factory": sd3_family_version()})
+    dig_holes(models.mask_checkpoint)
 
-
-def _link_shared_parts(source: Path, target: Path) -> None:
-    """Replaces `target`'s copies of the shared parts' weights by hard links to `source`'s (one file on disk)."""
-    for part in SHARED_PARTS:
-        for file in (source / part).glob("*.safetensors"):
-            linked = target / part / file.name
-            linked.unlink()
-            os.link(file, linked)
 

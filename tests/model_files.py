@@ -67,34 +67,29 @@ def sdxl_files(host, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def ultraedit_files(host, tmp_path_factory):
-    """The generated UltraEdit models (harness/sd3_model_factory.py): each as a single file, a diffusers
-    folder and a transformer-only file (MMDiT layout for the free-form, diffusers layout for the mask
-    model), their CLIP-L, CLIP-G and VAE files for ComfyUI's own loaders, and an SD3 text-to-image
-    transformer (16 input channels) for the refusal."""
-    from harness.sd3_model_factory import MASK_CHANNELS, build_ultraedit_models, ultraedit_transformer
-    from ip2p_core.formats.mmdit_layout import DIFFUSERS_PATCH_KEY
+    """The generated UltraEdit models (harness/sd3_model_factory.py): both as diffusers folders, the mask
+    model as a single file, the free-form transformer as a transformer-only file in ComfyUI's MMDiT
+    layout (cut from the single file), their CLIP-L, CLIP-G and VAE files for ComfyUI's own loaders,
+    and an SD3 text-to-image transformer (16 input channels) for the refusal."""
+    from harness.sd3_model_factory import FREE_FORM_CHANNELS, build_ultraedit_models
+    from ip2p_core.formats.mmdit_layout import MMDIT_PATCH_KEY
 
     models = build_ultraedit_models(MODEL_CACHE)
     folder = tmp_path_factory.mktemp("ultraedit_files")
     prefix = "model.diffusion_model."
-    mmdit_only = folder / "ultraedit_freeform_mmdit.safetensors"
-    save_file({k[len(prefix):]: v for k, v in load_file(str(models.freeform_checkpoint)).items()
-               if k.startswith(prefix)}, str(mmdit_only))
-    text_to_image = folder / "sd3_text_to_image_transformer.safetensors"
-    state = ultraedit_transformer(MASK_CHANNELS).state_dict()
-    state[DIFFUSERS_PATCH_KEY] = state[DIFFUSERS_PATCH_KEY][:, :16].contiguous()
-    save_file(state, str(text_to_image))
-    names = {}
+    transformer = {k[len(prefix):]: v for k, v in load_file(str(models.mask_checkpoint)).items()
+                   if k.startswith(prefix)}
+    cuts = {"ultraedit_freeform_mmdit.safetensors": FREE_FORM_CHANNELS, "sd3_text_to_image_transformer.safetensors": 16}
+    for name, channels in cuts.items():
+        save_file({**transformer, MMDIT_PATCH_KEY: transformer[MMDIT_PATCH_KEY][:, :channels].contiguous()},
+                  str(folder / name))
+    names = {"mask_checkpoint": host.add_model("checkpoints", models.mask_checkpoint,
+                                               "tiny_ultraedit_mask.safetensors")}
     for mask in (False, True):
         kind = "mask" if mask else "freeform"
-        names[f"{kind}_checkpoint"] = host.add_model("checkpoints", models.checkpoint(mask),
-                                                     f"tiny_ultraedit_{kind}.safetensors")
         names[f"{kind}_diffusers"] = host.add_model("diffusers", models.diffusers_dir(mask), f"tiny_ultraedit_{kind}")
-    names["freeform_transformer"] = host.add_model("unet", mmdit_only)
-    names["mask_transformer"] = host.add_model(
-        "unet", models.mask_dir / "transformer" / "diffusion_pytorch_model.safetensors",
-        "tiny_ultraedit_mask_transformer.safetensors")
-    names["text_to_image_transformer"] = host.add_model("unet", text_to_image)
+    names["freeform_transformer"] = host.add_model("unet", folder / "ultraedit_freeform_mmdit.safetensors")
+    names["text_to_image_transformer"] = host.add_model("unet", folder / "sd3_text_to_image_transformer.safetensors")
     names["clip_l"] = host.add_model("clip", models.mask_dir / "text_encoder" / "model.safetensors",
                                      "tiny_sd3_clip_l.safetensors")
     names["clip_g"] = host.add_model("clip", models.mask_dir / "text_encoder_2" / "model.safetensors",
