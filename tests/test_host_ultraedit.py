@@ -91,9 +91,9 @@ def latents(host, ultraedit_files, tmp_path_factory):
     return run
 
 
-@pytest.mark.parametrize("kind, layout", [("mask", "checkpoint"), ("freeform", "transformer")])
+@pytest.mark.parametrize("kind, layout", [("mask", "checkpoint"), ("freeform", "checkpoint"),
+                                          ("freeform", "transformer")])
 def test_every_layout_gives_the_diffusers_folders_edit(latents, kind, layout):
-    # Each layout once, each model in a layout besides its folder (a model load costs more than its edit).
     assert torch.equal(latents(kind, layout)[0], latents(kind)[0])
 
 
