@@ -67,31 +67,24 @@ def sdxl_files(host, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def ultraedit_files(host, tmp_path_factory):
-    """The generated UltraEdit models (harness/sd3_model_factory.py): both as diffusers folders and single
-    files (the free-form one cut from the mask model's), the free-form transformer as a transformer-only
-    file in ComfyUI's MMDiT layout, their CLIP-L, CLIP-G and VAE files for ComfyUI's own loaders, and
-    an SD3 text-to-image transformer (16 input channels) for the refusal."""
+    """The generated UltraEdit models (harness/sd3_model_factory.py): both as diffusers folders, the mask
+    model as a single file (`freeform_checkpoint` cuts the free-form one from it), the free-form
+    transformer as a transformer-only file in ComfyUI's MMDiT layout, their CLIP-L, CLIP-G and VAE files
+    for ComfyUI's own loaders, and an SD3 text-to-image transformer (16 input channels) for the refusal."""
     from harness.sd3_model_factory import FREE_FORM_CHANNELS, build_ultraedit_models
     from ip2p_core.formats.mmdit_layout import MMDIT_PATCH_KEY
-    from training.sparse_files import dig_holes
 
     models = build_ultraedit_models(MODEL_CACHE)
     folder = tmp_path_factory.mktemp("ultraedit_files")
     prefix = "model.diffusion_model."
-    checkpoint = load_file(str(models.mask_checkpoint))
-    transformer = {k[len(prefix):]: v for k, v in checkpoint.items() if k.startswith(prefix)}
+    transformer = {k[len(prefix):]: v for k, v in load_file(str(models.mask_checkpoint)).items()
+                   if k.startswith(prefix)}
     cuts = {"ultraedit_freeform_mmdit.safetensors": FREE_FORM_CHANNELS, "sd3_text_to_image_transformer.safetensors": 16}
     for name, channels in cuts.items():
         save_file({**transformer, MMDIT_PATCH_KEY: transformer[MMDIT_PATCH_KEY][:, :channels].contiguous()},
                   str(folder / name))
-    patch = prefix + MMDIT_PATCH_KEY
-    save_file({**checkpoint, patch: checkpoint[patch][:, :FREE_FORM_CHANNELS].contiguous()},
-              str(folder / "ultraedit_freeform.safetensors"))
-    dig_holes(folder / "ultraedit_freeform.safetensors")
     names = {"mask_checkpoint": host.add_model("checkpoints", models.mask_checkpoint,
-                                               "tiny_ultraedit_mask.safetensors"),
-             "freeform_checkpoint": host.add_model("checkpoints", folder / "ultraedit_freeform.safetensors",
-                                                   "tiny_ultraedit_freeform.safetensors")}
+                                               "tiny_ultraedit_mask.safetensors")}
     for mask in (False, True):
         kind = "mask" if mask else "freeform"
         names[f"{kind}_diffusers"] = host.add_model("diffusers", models.diffusers_dir(mask), f"tiny_ultraedit_{kind}")
@@ -105,3 +98,17 @@ def ultraedit_files(host, tmp_path_factory):
                                   "tiny_sd3_vae.safetensors")
     host.object_info(refresh=True)
     return models, names
+
+
+def freeform_checkpoint(mask_checkpoint, path):
+    """The free-form UltraEdit model as a single file at `path`: the mask model's without its mask channels
+    (0.2 GB: a test makes it and removes it)."""
+    from harness.sd3_model_factory import FREE_FORM_CHANNELS
+    from ip2p_core.formats.mmdit_layout import MMDIT_PATCH_KEY
+    from training.sparse_files import dig_holes
+
+    state = load_file(str(mask_checkpoint))
+    patch = "model.diffusion_model." + MMDIT_PATCH_KEY
+    save_file({**state, patch: state[patch][:, :FREE_FORM_CHANNELS].contiguous()}, str(path))
+    dig_holes(path)
+    return path

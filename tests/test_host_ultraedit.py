@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import ODD_IMAGE, SMALL_IMAGE, SMALL_MASK
-from model_files import ultraedit_files  # noqa: F401 (fixture)
+from model_files import freeform_checkpoint, ultraedit_files  # noqa: F401 (fixture)
 from PIL import Image
 from reference import relative_diff
 from test_host_parity import DIFFUSERS_RTOL
@@ -91,10 +91,20 @@ def latents(host, ultraedit_files, tmp_path_factory):
     return run
 
 
-@pytest.mark.parametrize("kind, layout", [("mask", "checkpoint"), ("freeform", "checkpoint"),
-                                          ("freeform", "transformer")])
+@pytest.mark.parametrize("kind, layout", [("mask", "checkpoint"), ("freeform", "transformer")])
 def test_every_layout_gives_the_diffusers_folders_edit(latents, kind, layout):
     assert torch.equal(latents(kind, layout)[0], latents(kind)[0])
+
+
+def test_the_free_form_model_as_a_single_file_gives_its_folders_edit(host, ultraedit_files, latents, tmp_path):
+    models, names = ultraedit_files
+    name = host.add_model("checkpoints", freeform_checkpoint(models.mask_checkpoint, tmp_path / "freeform.safetensors"),
+                          "tiny_ultraedit_freeform.safetensors")
+    try:
+        latent = saved_latent(host, edit({**names, "freeform_checkpoint": name}, "freeform", "checkpoint"))
+    finally:
+        host.remove_model("checkpoints", name, delete_target=True)
+    assert torch.equal(latent, latents("freeform")[0])
 
 
 @pytest.mark.parametrize("kind, mask", [("freeform", False), ("mask", False), ("mask", True)])
