@@ -5,6 +5,7 @@ concatenate it to the noisy latent (in the family's scale); an entry without it 
 image. Using the host's key keeps our conditionings usable with its own samplers too.
 """
 from ..ip2p_core.errors import IP2PUserError
+from .model_access import reads_mask
 
 IMAGE_KEY = "concat_latent_image"
 # The pack's own keys: the host passes unknown keys through and its models ignore them.
@@ -22,9 +23,12 @@ def option(conditioning, key):
     return next((options[key] for _, options in conditioning if options.get(key) is not None), None)
 
 
-def sampling_mask(conditioning):
-    """The mask the sampler edits inside: None without one, or when IP2P Decode alone applies it."""
-    return None if option(conditioning, DECODE_ONLY_KEY) else option(conditioning, MASK_KEY)
+def sampling_mask(conditioning, model):
+    """The mask the sampler edits inside: None without one, when IP2P Decode alone applies it, or when
+    the model reads the mask itself (`reads_mask`)."""
+    if reads_mask(model) or option(conditioning, DECODE_ONLY_KEY):
+        return None
+    return option(conditioning, MASK_KEY)
 
 
 def with_values(conditioning, **values):

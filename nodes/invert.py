@@ -22,7 +22,6 @@ from ..ip2p_core.inference.inversion import Inversion, fit_batch, refuse_noise_a
 from . import host
 from .conditioning import IMAGE_KEY, image_latent, sampling_mask, with_values
 from .guider import INVERSION_ATTRIBUTE, make_guider
-from .model_access import reads_mask
 from .sampler import schedule, start_latent
 from .sampling_inputs import IMAGE_CFG, MODEL_AND_CONDITIONINGS, run_inputs
 
@@ -91,8 +90,7 @@ class IP2PInvert:
         reached = guider.sample(torch.zeros_like(image), image, comfy.samplers.sampler_object("euler"),
                                 rising_sigmas(sigmas), seed=0, disable_pbar=host.progress_bar_disabled())
         reached = reached.to(comfy.model_management.intermediate_device())
-        mask = None if reads_mask(model) else sampling_mask(positive)
-        noise = _as_sampler_noise(model, reached, start_latent(image, mask, denoise), sigmas)
+        noise = _as_sampler_noise(model, reached, start_latent(image, sampling_mask(positive, model), denoise), sigmas)
         return InvertedNoise(noise, inversion), {"samples": reached}
 
 

@@ -15,7 +15,6 @@ from ..ip2p_core.errors import IP2PUserError
 from . import host
 from .conditioning import DECODE_KEYS, image_latent, option, sampling_mask
 from .guider import make_guider
-from .model_access import reads_mask
 from .sampling_inputs import GUIDANCE_OPTIONS, IMAGE_CFG, MODEL_AND_CONDITIONINGS, TEXT_CFG, run_inputs
 
 
@@ -54,7 +53,7 @@ class IP2PSampler:
         guider = make_guider(model, positive, negative, text_cfg, image_cfg, text_cfg_schedule, image_cfg_schedule,
                              guidance_rescale, fewer_passes)
         image = image_latent(positive, "positive")
-        mask = None if reads_mask(model) else sampling_mask(positive)
+        mask = sampling_mask(positive, model)
         batch = edit_batch_size(image.shape[0], positive[0][0].shape[0], negative[0][0].shape[0])
         start = start_latent(image, mask, denoise)
         start = start.repeat(batch // start.shape[0], 1, 1, 1)
